@@ -1,0 +1,1 @@
+"""Channel adapters: one folder per channel, registered in `registry.py`."""

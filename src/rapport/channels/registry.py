@@ -1,0 +1,21 @@
+"""The one list of channel adapters. Adding a channel adds one line here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rapport.channels.api import ApiChannel
+from rapport.channels.base import Channel
+
+ADAPTERS: tuple[Channel[Any], ...] = (ApiChannel(),)
+
+_BY_KIND: dict[str, Channel[Any]] = {adapter.kind: adapter for adapter in ADAPTERS}
+
+
+def adapter_for(kind: str) -> Channel[Any]:
+    """The adapter of a channel kind; KeyError for a kind Rapport does not have."""
+    return _BY_KIND[kind]
+
+
+def kinds() -> list[str]:
+    return list(_BY_KIND)

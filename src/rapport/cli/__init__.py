@@ -1,0 +1,270 @@
+"""The `rapport` command: demo, serve, worker, migrate, user create."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import os
+import signal
+import socket
+import sys
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+
+from rapport import __version__
+from rapport.settings import Environment, Settings, SettingsError, load_settings
+
+app = typer.Typer(
+    name="rapport",
+    help="Rapport, the open-source omnichannel contact center.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+user_app = typer.Typer(help="Manage users.", no_args_is_help=True)
+app.add_typer(user_app, name="user")
+
+DEMO_DATABASE = Path("var/demo.db")
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    """One clear line on stderr, no traceback."""
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code)
+
+
+def _settings(**overrides: Any) -> Settings:
+    try:
+        return load_settings(**overrides)
+    except SettingsError as exc:
+        fail(str(exc))
+
+
+def _run(coro: Coroutine[Any, Any, Any]) -> Any:
+    """Run a coroutine, turning the usual operational failures into one line."""
+    from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
+
+    try:
+        return asyncio.run(coro)
+    except (OperationalError, DBAPIError) as exc:
+        fail(f"cannot use the database: {str(exc.orig).splitlines()[0]}")
+    except ArgumentError as exc:
+        fail(f"bad database URL: {exc}")
+    except OSError as exc:
+        fail(str(exc))
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+
+
+def _check_port(host: str, port: int) -> None:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            fail(f"port {port} on {host} is already in use (choose another with --port)")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"rapport {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
+) -> None:
+    """Settings come from RAPPORT_* environment variables (or a .env file); see README.md."""
+
+
+async def _serve(settings: Settings, host: str, port: int, with_worker: bool) -> None:
+    import uvicorn
+
+    from rapport.lib.logs import configure_logging
+    from rapport.web.app import create_app
+    from rapport.workers.relay import worker_in_background
+
+    configure_logging(settings.log_level, settings.log_format)
+    background = [worker_in_background] if with_worker else []
+    config = uvicorn.Config(
+        create_app(settings, background=background),
+        host=host,
+        port=port,
+        log_config=None,
+        proxy_headers=False,  # forwarded headers are handled by Rapport's trusted-proxy rule
+        ws_max_size=1024 * 1024,
+        timeout_graceful_shutdown=10,
+    )
+    await uvicorn.Server(config).serve()
+
+
+async def _migrate(settings: Settings, revision: str = "head") -> None:
+    from rapport.db.migrate import upgrade
+
+    if settings.is_sqlite:
+        _ensure_sqlite_folder(settings.database_url)
+    await upgrade(settings.database_url, revision)
+
+
+def _ensure_sqlite_folder(url: str) -> None:
+    path = url.split(":///", 1)[-1]
+    if path and path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+
+
+@app.command()
+def demo(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    reset: Annotated[bool, typer.Option(help="Start again from fresh demo data.")] = False,
+) -> None:
+    """Run Rapport with demo data on SQLite (nothing to install), worker included."""
+    from rapport.cli.demo_data import DEMO_LOGINS, seed_demo
+
+    if reset and DEMO_DATABASE.exists():
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{DEMO_DATABASE}{suffix}").unlink(missing_ok=True)
+    os.environ.setdefault("RAPPORT_ENV", Environment.demo)
+    os.environ.setdefault("RAPPORT_DATABASE_URL", f"sqlite:///{DEMO_DATABASE}")
+    os.environ.setdefault("RAPPORT_PUBLIC_URL", f"http://localhost:{port}")
+    os.environ.setdefault("RAPPORT_STORAGE_DIR", "var/demo-files")
+    settings = _settings()
+    _check_port(host, port)
+    _run(_migrate(settings))
+    created = _run(seed_demo(settings))
+    url = settings.public_url
+    typer.secho(f"\nRapport is running at {url}", fg=typer.colors.GREEN, bold=True)
+    typer.echo(
+        "Demo data " + ("created." if created else "already there (use --reset to start again).")
+    )
+    for role, email, password in DEMO_LOGINS:
+        typer.echo(f"  {role:<7} {email}  /  {password}")
+    typer.echo("Press Ctrl+C to stop.\n")
+    _run(_serve(settings, host, port, with_worker=True))
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    with_worker: Annotated[
+        bool, typer.Option("--with-worker", help="Also run the outbox worker in this process.")
+    ] = False,
+) -> None:
+    """Serve the web app (agent inbox, API, webhooks, websockets)."""
+    settings = _settings()
+    _check_port(host, port)
+    _run(_serve(settings, host, port, with_worker))
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[int, typer.Option(help="Jobs run at once.")] = 8,
+) -> None:
+    """Run an outbox worker: processes inbound payloads and delivers replies."""
+    settings = _settings(worker_concurrency=concurrency)
+    _run(_worker(settings))
+
+
+async def _worker(settings: Settings) -> None:
+    from rapport.lib.logs import configure_logging
+    from rapport.services import build_services
+    from rapport.workers.relay import Worker
+
+    configure_logging(settings.log_level, settings.log_format)
+    services = build_services(settings, with_hub=False)
+    await services.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await Worker(services).run(stop)
+    finally:
+        await services.stop()
+
+
+@app.command()
+def migrate(
+    revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
+) -> None:
+    """Bring the database schema up to date (safe to run on every deploy)."""
+    settings = _settings()
+    _run(_migrate(settings, revision))
+    typer.echo(f"database at {revision}")
+
+
+@user_app.command("create")
+def user_create(
+    email: Annotated[str, typer.Option(help="Sign-in email.")],
+    name: Annotated[str, typer.Option(help="Full name.")],
+    role: Annotated[str, typer.Option(help="admin, supervisor or agent.")] = "agent",
+    account: Annotated[
+        str | None, typer.Option(help="Account name; created if it does not exist yet.")
+    ] = None,
+    password: Annotated[
+        str | None, typer.Option(help="Password (asked for when not given).")
+    ] = None,
+) -> None:
+    """Create a user (and their account, for the first one)."""
+    from rapport.domain.agents.models import Role
+
+    if role not in {r.value for r in Role}:
+        fail("role must be admin, supervisor or agent")
+    settings = _settings()
+    secret = password or getpass.getpass("Password: ")
+    user_id = _run(_create_user(settings, email, name, Role(role), account, secret))
+    typer.echo(f"created user {user_id} ({email})")
+
+
+async def _create_user(
+    settings: Settings, email: str, name: str, role: Any, account_name: str | None, password: str
+) -> int:
+    from sqlalchemy import select
+
+    from rapport.db.engine import open_database
+    from rapport.domain import events
+    from rapport.domain.accounts.actions import create_account
+    from rapport.domain.accounts.models import Account
+    from rapport.domain.agents.actions import create_user
+    from rapport.domain.errors import DomainError
+
+    db = open_database(settings.database_url)
+    try:
+        async with db.session() as session:
+            query = select(Account).order_by(Account.id).limit(1)
+            if account_name:
+                query = select(Account).where(Account.name == account_name)
+            account = await session.scalar(query)
+            if account is None:
+                account = await create_account(session, name=account_name or "My team")
+            try:
+                user = await create_user(
+                    session,
+                    account_id=account.id,
+                    email=email,
+                    name=name,
+                    password=password,
+                    role=role,
+                )
+            except DomainError as exc:
+                fail(str(exc))
+            await events.commit(session)
+            return user.id
+    finally:
+        await db.dispose()
+
+
+def main() -> None:
+    try:
+        app()
+    except SettingsError as exc:  # pragma: no cover - surfaced by _settings already
+        typer.secho(f"error: {exc}", err=True)
+        sys.exit(1)

@@ -1,0 +1,167 @@
+"""The transactional outbox: jobs written with the state change, consumed by workers after commit.
+
+A claim is a lease: claiming moves `available_at` forward by the lease, so a worker that dies
+between claim and finish simply lets the lease run out and another worker takes the job again.
+Jobs must therefore be idempotent, which every handler is (provider ids, idempotency keys).
+PostgreSQL claims with FOR UPDATE SKIP LOCKED so concurrent workers never take the same row;
+SQLite serialises writers, so a plain UPDATE inside the IMMEDIATE transaction is enough.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, delete, select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
+
+from rapport.db.base import Base, BigId, JsonDoc
+from rapport.db.types import UTCDateTime
+from rapport.lib.clock import utcnow
+
+# Delay before attempt n+1 (seconds); the last value repeats.
+BACKOFF_SECONDS = (1, 5, 15, 60, 300, 900, 1800, 3600)
+
+
+class OutboxJob(Base):
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    account_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=True
+    )
+    kind: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]] = mapped_column(JsonDoc)
+    available_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    locked_by: Mapped[str | None] = mapped_column(String(64))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    dead_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    __table_args__ = (
+        Index(
+            "ix_outbox_claimable",
+            "available_at",
+            "id",
+            postgresql_where=text("dead_at IS NULL"),
+            sqlite_where=text("dead_at IS NULL"),
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class ClaimedJob:
+    id: int
+    kind: str
+    payload: dict[str, Any]
+    attempts: int
+    account_id: int | None
+
+
+def enqueue(
+    session: AsyncSession,
+    *,
+    kind: str,
+    payload: dict[str, Any],
+    account_id: int | None,
+    delay_seconds: float = 0,
+) -> OutboxJob:
+    """Add a job to the current transaction; it becomes visible to workers at commit."""
+    job = OutboxJob(
+        kind=kind,
+        payload=payload,
+        account_id=account_id,
+        available_at=utcnow() + timedelta(seconds=delay_seconds),
+        attempts=0,
+    )
+    session.add(job)
+    session.info["outbox_written"] = True
+    return job
+
+
+async def claim(
+    session: AsyncSession, *, worker_id: str, limit: int, lease_seconds: int
+) -> list[ClaimedJob]:
+    """Take up to `limit` due jobs under a lease and commit the claim."""
+    now = utcnow()
+    due = (
+        select(OutboxJob.id)
+        .where(OutboxJob.dead_at.is_(None), OutboxJob.available_at <= now)
+        .order_by(OutboxJob.available_at, OutboxJob.id)
+        .limit(limit)
+    )
+    if session.bind is not None and session.bind.dialect.name == "postgresql":
+        due = due.with_for_update(skip_locked=True)
+    ids = list((await session.scalars(due)).all())
+    if not ids:
+        await session.commit()
+        return []
+    rows = await session.execute(
+        update(OutboxJob)
+        .where(OutboxJob.id.in_(ids))
+        .values(
+            available_at=now + timedelta(seconds=lease_seconds),
+            attempts=OutboxJob.attempts + 1,
+            locked_by=worker_id,
+        )
+        .returning(
+            OutboxJob.id,
+            OutboxJob.kind,
+            OutboxJob.payload,
+            OutboxJob.attempts,
+            OutboxJob.account_id,
+        )
+    )
+    claimed = [ClaimedJob(*row) for row in rows.all()]
+    await session.commit()
+    claimed.sort(key=lambda job: job.id)
+    return claimed
+
+
+async def complete(session: AsyncSession, job_id: int) -> None:
+    """Remove a finished job (called in the same transaction as the job's own effects)."""
+    await session.execute(delete(OutboxJob).where(OutboxJob.id == job_id))
+
+
+async def retry_later(
+    session: AsyncSession,
+    *,
+    job_id: int,
+    attempts: int,
+    error: str,
+    max_attempts: int,
+    delay_seconds: float | None = None,
+) -> bool:
+    """Schedule another attempt with backoff, or mark the job dead. Returns True when dead."""
+    now = utcnow()
+    if attempts >= max_attempts:
+        await session.execute(
+            update(OutboxJob)
+            .where(OutboxJob.id == job_id)
+            .values(dead_at=now, last_error=error[:2000], locked_by=None)
+        )
+        return True
+    if delay_seconds is None:
+        delay_seconds = BACKOFF_SECONDS[min(attempts - 1, len(BACKOFF_SECONDS) - 1)]
+    await session.execute(
+        update(OutboxJob)
+        .where(OutboxJob.id == job_id)
+        .values(
+            available_at=now + timedelta(seconds=delay_seconds),
+            last_error=error[:2000],
+            locked_by=None,
+        )
+    )
+    return False
+
+
+async def requeue_dead(session: AsyncSession, *, job_id: int) -> None:
+    """Give a dead job a fresh set of attempts (the agent pressed retry)."""
+    await session.execute(
+        update(OutboxJob)
+        .where(OutboxJob.id == job_id)
+        .values(dead_at=None, attempts=0, available_at=utcnow(), last_error=None)
+    )

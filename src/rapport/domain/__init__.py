@@ -1,0 +1,1 @@
+"""The core: one folder per area (models, actions, queries, policies)."""

@@ -1,0 +1,1 @@
+"""Agents: users, teams, API tokens."""

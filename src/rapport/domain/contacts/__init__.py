@@ -1,0 +1,1 @@
+"""Contacts: one profile per customer, with every identity they are known by."""

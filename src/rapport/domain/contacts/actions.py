@@ -1,0 +1,190 @@
+"""Contact actions: the only place contacts and identities change."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import select, tuple_
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from rapport.domain import events
+from rapport.domain.accounts.models import Account
+from rapport.domain.contacts.models import (
+    TRUSTED_VERIFICATIONS,
+    Contact,
+    Identity,
+    IdentityKind,
+    Verification,
+)
+from rapport.domain.errors import InvalidInput, NotFound
+from rapport.domain.ports import IdentityClaim
+from rapport.lib.clock import utcnow
+from rapport.lib.identities import InvalidIdentity, normalise_email, normalise_phone
+
+# Strongest first: a stronger claim upgrades an identity's recorded verification.
+_STRENGTH = {
+    Verification.provider: 3,
+    Verification.verified: 2,
+    Verification.agent: 1,
+    Verification.unverified: 0,
+}
+
+
+def normalise_claim(claim: IdentityClaim, *, default_region: str) -> IdentityClaim:
+    """The claim with its value in canonical form (E.164 phones, case-folded emails)."""
+    try:
+        if claim.kind == IdentityKind.phone:
+            value = normalise_phone(claim.value, default_region)
+        elif claim.kind == IdentityKind.email:
+            value = normalise_email(claim.value)
+        else:
+            value = claim.value.strip()
+    except InvalidIdentity as exc:
+        raise InvalidInput(str(exc), field=claim.kind) from exc
+    if not value:
+        raise InvalidInput(f"empty {claim.kind} identity", field=claim.kind)
+    return IdentityClaim(claim.kind, value, claim.verification)
+
+
+def _may_join(claim: IdentityClaim, existing: Identity) -> bool:
+    """A typed claim never joins a contact that holds the identity with proof."""
+    if claim.verification in TRUSTED_VERIFICATIONS:
+        return True
+    return existing.verification not in TRUSTED_VERIFICATIONS
+
+
+@dataclass(frozen=True)
+class ResolvedContact:
+    contact: Contact
+    created: bool
+    # Claims that matched an identity of another contact and were not attached (takeover guard).
+    conflicts: tuple[tuple[IdentityClaim, int], ...] = ()
+
+
+async def resolve_contact(
+    session: AsyncSession,
+    *,
+    account: Account,
+    claims: Sequence[IdentityClaim],
+    name: str = "",
+) -> ResolvedContact:
+    """Find the contact these identities belong to, creating or linking as needed."""
+    normalised = _dedupe(
+        [normalise_claim(c, default_region=account.default_region) for c in claims]
+    )
+    if not normalised:
+        raise InvalidInput("a message needs at least one sender identity")
+    try:
+        async with session.begin_nested():
+            return await _resolve(session, account=account, claims=normalised, name=name)
+    except IntegrityError:
+        # A concurrent transaction created one of these identities first: resolve again.
+        return await _resolve(session, account=account, claims=normalised, name=name)
+
+
+def _dedupe(claims: list[IdentityClaim]) -> list[IdentityClaim]:
+    best: dict[tuple[str, str], IdentityClaim] = {}
+    for claim in claims:
+        key = (claim.kind, claim.value)
+        if key not in best or _STRENGTH[claim.verification] > _STRENGTH[best[key].verification]:
+            best[key] = claim
+    return sorted(best.values(), key=lambda c: -_STRENGTH[c.verification])
+
+
+async def _resolve(
+    session: AsyncSession, *, account: Account, claims: list[IdentityClaim], name: str
+) -> ResolvedContact:
+    existing = await _identities_for(session, account.id, claims)
+    contact_id = next(
+        (
+            existing[(c.kind, c.value)].contact_id
+            for c in claims
+            if (c.kind, c.value) in existing and _may_join(c, existing[(c.kind, c.value)])
+        ),
+        None,
+    )
+    created = contact_id is None
+    if contact_id is None:
+        contact = Contact(account_id=account.id, name=name.strip()[:200])
+        session.add(contact)
+        await session.flush()
+    else:
+        found = await session.get(Contact, contact_id)
+        if found is None:
+            raise NotFound("contact")
+        contact = found
+        if name and not contact.name:
+            contact.name = name.strip()[:200]
+    conflicts = await _attach(session, contact=contact, claims=claims, existing=existing)
+    if created:
+        events.record(
+            session, account_id=account.id, event=events.ContactCreated(contact_id=contact.id)
+        )
+    return ResolvedContact(contact, created, tuple(conflicts))
+
+
+async def _identities_for(
+    session: AsyncSession, account_id: int, claims: list[IdentityClaim]
+) -> dict[tuple[str, str], Identity]:
+    keys = [(c.kind.value, c.value) for c in claims]
+    rows = await session.scalars(
+        select(Identity).where(
+            Identity.account_id == account_id, tuple_(Identity.kind, Identity.value).in_(keys)
+        )
+    )
+    return {(row.kind, row.value): row for row in rows}
+
+
+async def _attach(
+    session: AsyncSession,
+    *,
+    contact: Contact,
+    claims: list[IdentityClaim],
+    existing: dict[tuple[str, str], Identity],
+) -> list[tuple[IdentityClaim, int]]:
+    now = utcnow()
+    conflicts: list[tuple[IdentityClaim, int]] = []
+    for claim in claims:
+        identity = existing.get((claim.kind, claim.value))
+        if identity is None:
+            session.add(
+                Identity(
+                    account_id=contact.account_id,
+                    contact_id=contact.id,
+                    kind=claim.kind,
+                    value=claim.value,
+                    verification=claim.verification,
+                    last_seen_at=now,
+                )
+            )
+        elif identity.contact_id != contact.id:
+            conflicts.append((claim, identity.contact_id))
+        else:
+            identity.last_seen_at = now
+            if _STRENGTH[claim.verification] > _STRENGTH[Verification(identity.verification)]:
+                identity.verification = claim.verification
+    await session.flush()
+    return conflicts
+
+
+async def update_contact(
+    session: AsyncSession, *, contact: Contact, name: str | None = None, company: str | None = None
+) -> Contact:
+    """Edit the profile fields an agent may change."""
+    changed: list[str] = []
+    if name is not None and name.strip() != contact.name:
+        contact.name = name.strip()[:200]
+        changed.append("name")
+    if company is not None and company.strip() != contact.company:
+        contact.company = company.strip()[:200]
+        changed.append("company")
+    if changed:
+        contact.updated_at = utcnow()
+        events.record(
+            session,
+            account_id=contact.account_id,
+            event=events.ContactUpdated(contact_id=contact.id, fields=changed),
+        )
+    return contact

@@ -1,0 +1,1 @@
+"""Conversations: threads of work with one contact, across channels, and their messages."""

@@ -1,0 +1,604 @@
+"""Conversation actions: receiving, replying, assigning, resolving. The only place they change."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from rapport.db import outbox
+from rapport.domain import events
+from rapport.domain.accounts.models import Account, JoinPolicy
+from rapport.domain.agents.models import Team, User
+from rapport.domain.contacts.actions import resolve_contact
+from rapport.domain.contacts.models import Contact
+from rapport.domain.conversations.models import (
+    OPEN_STATUSES,
+    Attachment,
+    ContentType,
+    Conversation,
+    DeliveryStatus,
+    Direction,
+    Message,
+    SenderType,
+    Status,
+)
+from rapport.domain.conversations.queries import last_incoming_at, reply_recipient
+from rapport.domain.errors import Conflict, InvalidInput, NotFound
+from rapport.domain.inboxes.models import Inbox
+from rapport.domain.ports import ChannelPolicy, InboundMessage, ReplyContext, StatusUpdate
+from rapport.lib.clock import utcnow
+
+DELIVER_JOB = "message.deliver"
+MAX_MESSAGE_LENGTH = 65_536
+
+# Delivery statuses only move forward; failed is final and only replaces a not-yet-delivered one.
+_RANK = {
+    DeliveryStatus.queued: 0,
+    DeliveryStatus.sending: 1,
+    DeliveryStatus.sent: 2,
+    DeliveryStatus.delivered: 3,
+    DeliveryStatus.read: 4,
+}
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    """An attachment already written to the file store."""
+
+    filename: str
+    content_type: str
+    size: int
+    storage_key: str
+    content_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Received:
+    message: Message
+    conversation: Conversation
+    duplicate: bool = False
+
+
+def conversation_scope(conversation: Conversation) -> dict[str, int | None]:
+    """What the visibility rule needs, copied onto every conversation event for fan-out."""
+    return {
+        "conversation_id": conversation.id,
+        "contact_id": conversation.contact_id,
+        "assignee_id": conversation.assignee_id,
+        "team_id": conversation.team_id,
+        "inbox_id": conversation.inbox_id,
+    }
+
+
+async def receive_message(
+    session: AsyncSession,
+    *,
+    account: Account,
+    inbox: Inbox,
+    inbound: InboundMessage,
+    files: Sequence[StoredFile] = (),
+) -> Received | None:
+    """Store one inbound message: contact, conversation, channel switch, message, events.
+
+    Idempotent by the provider's id: a redelivery returns the stored message marked duplicate.
+    Returns None for an echo of a send made outside Rapport that has nothing to match.
+    """
+    if inbound.provider_id:
+        existing = await _message_by_provider_id(session, inbox.id, inbound.provider_id)
+        if existing is not None:
+            conversation = await session.get(Conversation, existing.conversation_id)
+            assert conversation is not None
+            return Received(existing, conversation, duplicate=True)
+    if inbound.echo:
+        return None
+    resolved = await resolve_contact(
+        session, account=account, claims=inbound.sender, name=inbound.sender_name
+    )
+    contact = resolved.contact
+    now = utcnow()
+    conversation = await _conversation_for(
+        session, account=account, inbox=inbox, contact=contact, inbound=inbound, now=now
+    )
+    message = Message(
+        account_id=account.id,
+        conversation_id=conversation.id,
+        inbox_id=inbox.id,
+        channel=inbox.channel,
+        direction=Direction.incoming,
+        private=False,
+        sender_type=SenderType.contact,
+        content=inbound.content[:MAX_MESSAGE_LENGTH],
+        content_html=inbound.html,
+        content_type=inbound.content_type,
+        payload=_message_payload(inbound),
+        provider_id=inbound.provider_id,
+        status=DeliveryStatus.received,
+        created_at=now,
+    )
+    session.add(message)
+    await session.flush()
+    _add_files(session, message, files)
+    _touch_on_incoming(conversation, contact, inbox, now)
+    events.record(
+        session,
+        account_id=account.id,
+        event=events.MessageCreated(
+            **conversation_scope(conversation),
+            message_id=message.id,
+            direction=message.direction,
+            private=False,
+            channel=inbox.channel,
+            sender_type=SenderType.contact,
+        ),
+    )
+    return Received(message, conversation)
+
+
+def _message_payload(inbound: InboundMessage) -> dict[str, object]:
+    payload = dict(inbound.payload)
+    if inbound.subject:
+        payload["subject"] = inbound.subject
+    if inbound.thread_refs:
+        payload["thread_refs"] = list(inbound.thread_refs)
+    if inbound.auto_reply:
+        payload["auto_reply"] = True
+    if inbound.sent_at:
+        payload["sent_at"] = inbound.sent_at.isoformat()
+    return payload
+
+
+def _add_files(session: AsyncSession, message: Message, files: Sequence[StoredFile]) -> None:
+    for stored in files:
+        session.add(
+            Attachment(
+                account_id=message.account_id,
+                message_id=message.id,
+                filename=stored.filename,
+                content_type=stored.content_type,
+                size=stored.size,
+                storage_key=stored.storage_key,
+                content_id=stored.content_id,
+            )
+        )
+
+
+def _touch_on_incoming(
+    conversation: Conversation, contact: Contact, inbox: Inbox, now: datetime
+) -> None:
+    conversation.last_activity_at = now
+    conversation.last_incoming_at = now
+    conversation.inbox_id = inbox.id
+    conversation.channel = inbox.channel
+    contact.last_activity_at = now
+
+
+async def _message_by_provider_id(
+    session: AsyncSession, inbox_id: int, provider_id: str
+) -> Message | None:
+    return await session.scalar(
+        select(Message).where(Message.inbox_id == inbox_id, Message.provider_id == provider_id)
+    )
+
+
+async def _conversation_for(
+    session: AsyncSession,
+    *,
+    account: Account,
+    inbox: Inbox,
+    contact: Contact,
+    inbound: InboundMessage,
+    now: datetime,
+) -> Conversation:
+    """The conversation a message joins: named by token, threaded by reference, open, or new."""
+    conversation = await _named_or_threaded(session, account=account, inbound=inbound)
+    if conversation is None:
+        conversation = await _open_conversation(
+            session, account=account, inbox=inbox, contact=contact, now=now
+        )
+    if conversation is None:
+        return await _start_conversation(
+            session, account=account, inbox=inbox, contact=contact, subject=inbound.subject
+        )
+    if conversation.status not in OPEN_STATUSES or conversation.status == Status.snoozed:
+        _change_status(session, conversation, Status.open, actor=None)
+    if conversation.channel != inbox.channel:
+        events.record(
+            session,
+            account_id=account.id,
+            event=events.ChannelSwitched(
+                **{**conversation_scope(conversation), "inbox_id": inbox.id},
+                from_channel=conversation.channel,
+                to_channel=inbox.channel,
+                from_inbox_id=conversation.inbox_id,
+            ),
+        )
+    return conversation
+
+
+async def _named_or_threaded(
+    session: AsyncSession, *, account: Account, inbound: InboundMessage
+) -> Conversation | None:
+    if inbound.conversation_id is not None:
+        named = await session.get(Conversation, inbound.conversation_id)
+        if named is not None and named.account_id == account.id:
+            return named
+    if inbound.thread_refs:
+        conversation_id = await session.scalar(
+            select(Message.conversation_id)
+            .where(
+                Message.account_id == account.id,
+                Message.provider_id.in_(list(inbound.thread_refs)),
+            )
+            .order_by(Message.id.desc())
+            .limit(1)
+        )
+        if conversation_id is not None:
+            return await session.get(Conversation, conversation_id)
+    return None
+
+
+async def _open_conversation(
+    session: AsyncSession, *, account: Account, inbox: Inbox, contact: Contact, now: datetime
+) -> Conversation | None:
+    query = (
+        select(Conversation)
+        .where(
+            Conversation.contact_id == contact.id,
+            Conversation.status.in_([s.value for s in OPEN_STATUSES]),
+        )
+        .order_by(Conversation.last_activity_at.desc())
+        .limit(1)
+    )
+    if account.join_policy == JoinPolicy.never:
+        query = query.where(Conversation.inbox_id == inbox.id)
+    elif account.join_policy == JoinPolicy.window:
+        since = now - timedelta(hours=account.join_window_hours)
+        query = query.where(Conversation.last_activity_at >= since)
+    return await session.scalar(query)
+
+
+async def _start_conversation(
+    session: AsyncSession,
+    *,
+    account: Account,
+    inbox: Inbox,
+    contact: Contact,
+    subject: str | None,
+) -> Conversation:
+    conversation = Conversation(
+        account_id=account.id,
+        contact_id=contact.id,
+        inbox_id=inbox.id,
+        channel=inbox.channel,
+        status=Status.open,
+        team_id=inbox.team_id,
+        subject=(subject or "")[:500],
+    )
+    session.add(conversation)
+    await session.flush()
+    events.record(
+        session,
+        account_id=account.id,
+        event=events.ConversationCreated(**conversation_scope(conversation), channel=inbox.channel),
+    )
+    return conversation
+
+
+async def start_conversation(
+    session: AsyncSession, *, account: Account, inbox: Inbox, contact: Contact, subject: str = ""
+) -> Conversation:
+    """Open a new conversation with a contact (an agent starting outreach, a widget session)."""
+    if contact.account_id != account.id or inbox.account_id != account.id:
+        raise NotFound("contact or inbox")
+    return await _start_conversation(
+        session, account=account, inbox=inbox, contact=contact, subject=subject
+    )
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What an agent wrote, and where it should go."""
+
+    content: str
+    private: bool = False
+    inbox: Inbox | None = None
+    policy: ChannelPolicy | None = None
+    client_id: str | None = None
+    template: dict[str, object] | None = None
+    files: Sequence[StoredFile] = ()
+
+
+async def send_reply(
+    session: AsyncSession, *, conversation: Conversation, author: User, reply: Reply
+) -> Message:
+    """Queue an agent's reply (or store a private note). Idempotent by the client's id."""
+    if reply.client_id:
+        again = await session.scalar(
+            select(Message).where(
+                Message.conversation_id == conversation.id, Message.client_id == reply.client_id
+            )
+        )
+        if again is not None:
+            return again
+    content = reply.content.strip()
+    if not content and not reply.files and not reply.template:
+        raise InvalidInput("write a message first", field="content")
+    if len(content) > MAX_MESSAGE_LENGTH:
+        raise InvalidInput("the message is too long", field="content")
+    if reply.private:
+        return await _add_note(session, conversation=conversation, author=author, reply=reply)
+    return await _queue_outgoing(session, conversation=conversation, author=author, reply=reply)
+
+
+async def _add_note(
+    session: AsyncSession, *, conversation: Conversation, author: User, reply: Reply
+) -> Message:
+    note = Message(
+        account_id=conversation.account_id,
+        conversation_id=conversation.id,
+        direction=Direction.outgoing,
+        private=True,
+        sender_type=SenderType.user,
+        sender_user_id=author.id,
+        content=reply.content.strip(),
+        client_id=reply.client_id,
+        status=DeliveryStatus.sent,
+    )
+    session.add(note)
+    await session.flush()
+    _add_files(session, note, reply.files)
+    conversation.last_activity_at = utcnow()
+    _record_created(session, conversation, note, actor=author.id)
+    return note
+
+
+async def _queue_outgoing(
+    session: AsyncSession, *, conversation: Conversation, author: User, reply: Reply
+) -> Message:
+    inbox = reply.inbox
+    if inbox is None or reply.policy is None:
+        raise InvalidInput("choose a channel to reply on", field="inbox")
+    if inbox.account_id != conversation.account_id or not inbox.is_active:
+        raise NotFound("inbox")
+    recipient = await reply_recipient(session, conversation=conversation, policy=reply.policy)
+    check = reply.policy.check(
+        ReplyContext(
+            now=utcnow(),
+            last_incoming_at=await last_incoming_at(session, conversation, inbox.id),
+            recipient=recipient.value if recipient else None,
+            opted_out=bool(recipient and recipient.opted_out_at),
+        )
+    )
+    if not check.allowed:
+        raise Conflict(check.reason or "this channel cannot take a reply now")
+    if check.needs_template and not reply.template:
+        raise Conflict(f"{check.reason}: choose a template")
+    message = Message(
+        account_id=conversation.account_id,
+        conversation_id=conversation.id,
+        inbox_id=inbox.id,
+        channel=inbox.channel,
+        direction=Direction.outgoing,
+        private=False,
+        sender_type=SenderType.user,
+        sender_user_id=author.id,
+        content=reply.content.strip(),
+        content_type=ContentType.template if reply.template else ContentType.text,
+        payload={"template": reply.template} if reply.template else {},
+        client_id=reply.client_id,
+        status=DeliveryStatus.queued,
+    )
+    session.add(message)
+    await session.flush()
+    _add_files(session, message, reply.files)
+    job = outbox.enqueue(
+        session,
+        kind=DELIVER_JOB,
+        payload={"message_id": message.id},
+        account_id=conversation.account_id,
+    )
+    await session.flush()
+    message.outbox_job_id = job.id
+    now = utcnow()
+    conversation.last_activity_at = now
+    conversation.first_reply_at = conversation.first_reply_at or now
+    _record_created(session, conversation, message, actor=author.id)
+    return message
+
+
+def _record_created(
+    session: AsyncSession, conversation: Conversation, message: Message, *, actor: int | None
+) -> None:
+    events.record(
+        session,
+        account_id=conversation.account_id,
+        actor_user_id=actor,
+        event=events.MessageCreated(
+            **conversation_scope(conversation),
+            message_id=message.id,
+            direction=message.direction,
+            private=message.private,
+            channel=message.channel,
+            sender_type=message.sender_type,
+        ),
+    )
+
+
+async def assign_conversation(
+    session: AsyncSession,
+    *,
+    conversation: Conversation,
+    actor: User | None,
+    assignee_id: int | None,
+    team_id: int | None,
+) -> Conversation:
+    """Assign to an agent and/or a team (None clears). Both must belong to the account."""
+    if assignee_id is not None:
+        assignee = await session.get(User, assignee_id)
+        if assignee is None or assignee.account_id != conversation.account_id:
+            raise NotFound("agent")
+        if not assignee.is_active:
+            raise InvalidInput("that agent is deactivated", field="assignee_id")
+    if team_id is not None:
+        team = await session.get(Team, team_id)
+        if team is None or team.account_id != conversation.account_id:
+            raise NotFound("team")
+    if (conversation.assignee_id, conversation.team_id) == (assignee_id, team_id):
+        return conversation
+    previous = (conversation.assignee_id, conversation.team_id)
+    conversation.assignee_id = assignee_id
+    conversation.team_id = team_id
+    conversation.last_activity_at = utcnow()
+    events.record(
+        session,
+        account_id=conversation.account_id,
+        actor_user_id=actor.id if actor else None,
+        event=events.ConversationAssigned(
+            **conversation_scope(conversation),
+            previous_assignee_id=previous[0],
+            previous_team_id=previous[1],
+        ),
+    )
+    return conversation
+
+
+async def change_status(
+    session: AsyncSession,
+    *,
+    conversation: Conversation,
+    actor: User | None,
+    status: Status,
+    snoozed_until: datetime | None = None,
+) -> Conversation:
+    """Resolve, reopen, mark pending or snooze a conversation."""
+    if status == Status.snoozed and snoozed_until is None:
+        raise InvalidInput("choose until when to snooze", field="snoozed_until")
+    if conversation.status == status and status != Status.snoozed:
+        return conversation
+    conversation.snoozed_until = snoozed_until if status == Status.snoozed else None
+    _change_status(session, conversation, status, actor=actor.id if actor else None)
+    return conversation
+
+
+def _change_status(
+    session: AsyncSession, conversation: Conversation, status: Status, *, actor: int | None
+) -> None:
+    previous = conversation.status
+    now = utcnow()
+    conversation.status = status
+    conversation.last_activity_at = now
+    conversation.resolved_at = now if status == Status.resolved else None
+    events.record(
+        session,
+        account_id=conversation.account_id,
+        actor_user_id=actor,
+        event=events.ConversationStatusChanged(
+            **conversation_scope(conversation), status=status, previous_status=previous
+        ),
+    )
+
+
+# --- delivery, driven by the worker and by provider status callbacks ---------------------------
+
+
+def _status_moves_forward(current: str, new: DeliveryStatus) -> bool:
+    if current == DeliveryStatus.failed:
+        return False
+    if new == DeliveryStatus.failed:
+        return current in (DeliveryStatus.queued, DeliveryStatus.sending, DeliveryStatus.sent)
+    return _RANK.get(new, -1) > _RANK.get(DeliveryStatus(current), -1)
+
+
+async def _set_delivery_status(
+    session: AsyncSession,
+    message: Message,
+    status: DeliveryStatus,
+    *,
+    error: str | None = None,
+) -> bool:
+    if not _status_moves_forward(message.status, status):
+        return False
+    message.status = status
+    message.error = error
+    conversation = await session.get(Conversation, message.conversation_id)
+    assert conversation is not None
+    events.record(
+        session,
+        account_id=message.account_id,
+        event=events.MessageStatusChanged(
+            **conversation_scope(conversation),
+            message_id=message.id,
+            status=status,
+            error=error,
+        ),
+    )
+    return True
+
+
+async def mark_sending(session: AsyncSession, *, message: Message) -> None:
+    """The worker is about to call the provider (the state a crash leaves for reconciliation)."""
+    if message.status == DeliveryStatus.queued:
+        message.status = DeliveryStatus.sending
+
+
+async def record_sent(
+    session: AsyncSession, *, message: Message, provider_id: str | None, status: DeliveryStatus
+) -> None:
+    if provider_id and not message.provider_id:
+        message.provider_id = provider_id
+    await _set_delivery_status(session, message, status)
+
+
+async def record_send_failure(
+    session: AsyncSession, *, message: Message, error: str, final: bool
+) -> None:
+    """Show a send failure on the message; a final one is a dead letter the agent can retry."""
+    if final:
+        await _set_delivery_status(session, message, DeliveryStatus.failed, error=error)
+    else:
+        message.error = error
+
+
+async def retry_delivery(session: AsyncSession, *, message: Message, actor: User) -> None:
+    """The agent pressed retry on a failed message: queue it again with a fresh job."""
+    if message.status != DeliveryStatus.failed or message.direction != Direction.outgoing:
+        raise Conflict("only failed outgoing messages can be retried")
+    message.status = DeliveryStatus.queued
+    message.error = None
+    job = outbox.enqueue(
+        session, kind=DELIVER_JOB, payload={"message_id": message.id}, account_id=message.account_id
+    )
+    await session.flush()
+    message.outbox_job_id = job.id
+    conversation = await session.get(Conversation, message.conversation_id)
+    assert conversation is not None
+    events.record(
+        session,
+        account_id=message.account_id,
+        actor_user_id=actor.id,
+        event=events.MessageStatusChanged(
+            **conversation_scope(conversation), message_id=message.id, status=message.status
+        ),
+    )
+
+
+class StatusResult(StrEnum):
+    applied = "applied"
+    stale = "stale"  # an older or repeated status: ignored, statuses only move forward
+    unknown = "unknown"  # no outgoing message with that provider id (yet)
+
+
+async def apply_status_update(
+    session: AsyncSession, *, inbox: Inbox, update: StatusUpdate
+) -> StatusResult:
+    """A provider's status callback, applied monotonically whatever order they arrive in."""
+    message = await _message_by_provider_id(session, inbox.id, update.provider_id)
+    if message is None or message.direction != Direction.outgoing:
+        return StatusResult.unknown
+    applied = await _set_delivery_status(session, message, update.status, error=update.error)
+    return StatusResult.applied if applied else StatusResult.stale

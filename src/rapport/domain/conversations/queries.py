@@ -1,0 +1,379 @@
+"""Conversation reads: the inbox list with its counts, one conversation's timeline."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from rapport.domain.agents.models import Team, User
+from rapport.domain.contacts.models import Contact, Identity
+from rapport.domain.conversations.models import (
+    Attachment,
+    Conversation,
+    Direction,
+    Message,
+    Status,
+)
+from rapport.domain.conversations.policies import Viewer, visible_filter
+from rapport.domain.errors import NotFound
+from rapport.domain.events import Event
+from rapport.domain.inboxes.models import Inbox
+from rapport.domain.ports import ChannelPolicy, ReplyCheck, ReplyContext
+from rapport.lib.clock import utcnow
+
+
+class Scope(StrEnum):
+    mine = "mine"
+    unassigned = "unassigned"
+    all = "all"
+
+
+@dataclass(frozen=True)
+class ConversationFilter:
+    scope: Scope = Scope.mine
+    status: Status | None = Status.open
+    inbox_id: int | None = None
+    team_id: int | None = None
+    channel: str | None = None
+
+
+@dataclass(frozen=True)
+class ListItem:
+    conversation: Conversation
+    contact_name: str
+    assignee_name: str | None
+    preview: str
+    preview_direction: str | None
+    preview_private: bool
+
+
+@dataclass(frozen=True)
+class ConversationPage:
+    items: list[ListItem]
+    counts: dict[Scope, int]
+    next_cursor: str | None
+
+
+PAGE_SIZE = 25
+
+
+def _filtered(viewer: Viewer, flt: ConversationFilter, *, scope: Scope) -> Select[int]:
+    query = select(Conversation.id).where(visible_filter(viewer))
+    if flt.status is not None:
+        query = query.where(Conversation.status == flt.status)
+    if flt.inbox_id is not None:
+        query = query.where(Conversation.inbox_id == flt.inbox_id)
+    if flt.team_id is not None:
+        query = query.where(Conversation.team_id == flt.team_id)
+    if flt.channel is not None:
+        query = query.where(Conversation.channel == flt.channel)
+    if scope == Scope.mine:
+        query = query.where(Conversation.assignee_id == viewer.user_id)
+    elif scope == Scope.unassigned:
+        query = query.where(Conversation.assignee_id.is_(None))
+    return query
+
+
+def _cursor(conversation: Conversation) -> str:
+    return f"{conversation.last_activity_at.timestamp():.6f}:{conversation.id}"
+
+
+def _parse_cursor(cursor: str | None) -> tuple[datetime, int] | None:
+    if not cursor:
+        return None
+    try:
+        stamp, _, ident = cursor.partition(":")
+        return datetime.fromtimestamp(float(stamp), tz=UTC), int(ident)
+    except ValueError:
+        return None
+
+
+async def list_conversations(
+    session: AsyncSession,
+    *,
+    viewer: Viewer,
+    flt: ConversationFilter,
+    cursor: str | None = None,
+    limit: int = PAGE_SIZE,
+) -> ConversationPage:
+    """One page of the inbox list, newest activity first, with the three scope counts."""
+    ids = _filtered(viewer, flt, scope=flt.scope).subquery()
+    query = (
+        select(Conversation, Contact.name, User.name)
+        .join(ids, ids.c.id == Conversation.id)
+        .join(Contact, Contact.id == Conversation.contact_id)
+        .outerjoin(User, User.id == Conversation.assignee_id)
+        .order_by(Conversation.last_activity_at.desc(), Conversation.id.desc())
+        .limit(limit + 1)
+    )
+    after = _parse_cursor(cursor)
+    if after is not None:
+        stamp, ident = after
+        query = query.where(
+            (Conversation.last_activity_at < stamp)
+            | ((Conversation.last_activity_at == stamp) & (Conversation.id < ident))
+        )
+    rows = (await session.execute(query)).all()
+    has_more = len(rows) > limit
+    rows = rows[:limit]
+    previews = await _last_messages(session, [row[0].id for row in rows])
+    items = [
+        ListItem(
+            conversation=conv,
+            contact_name=contact_name or f"Contact #{conv.contact_id}",
+            assignee_name=assignee_name,
+            preview=previews[conv.id].content if conv.id in previews else "",
+            preview_direction=previews[conv.id].direction if conv.id in previews else None,
+            preview_private=previews[conv.id].private if conv.id in previews else False,
+        )
+        for conv, contact_name, assignee_name in rows
+    ]
+    counts = await scope_counts(session, viewer=viewer, flt=flt)
+    next_cursor = _cursor(rows[-1][0]) if has_more and rows else None
+    return ConversationPage(items, counts, next_cursor)
+
+
+async def scope_counts(
+    session: AsyncSession, *, viewer: Viewer, flt: ConversationFilter
+) -> dict[Scope, int]:
+    counts: dict[Scope, int] = {}
+    for scope in Scope:
+        sub = _filtered(viewer, flt, scope=scope).subquery()
+        counts[scope] = int(await session.scalar(select(func.count()).select_from(sub)) or 0)
+    return counts
+
+
+async def _last_messages(session: AsyncSession, conversation_ids: list[int]) -> dict[int, Message]:
+    """The latest message of each conversation, each found through the (conversation, id) index."""
+    if not conversation_ids:
+        return {}
+    latest = (
+        select(func.max(Message.id))
+        .where(Message.conversation_id.in_(conversation_ids))
+        .group_by(Message.conversation_id)
+    )
+    rows = await session.scalars(select(Message).where(Message.id.in_(latest)))
+    return {row.conversation_id: row for row in rows}
+
+
+async def get_visible_conversation(
+    session: AsyncSession, *, viewer: Viewer, conversation_id: int
+) -> Conversation:
+    """The conversation if this viewer may see it; NotFound otherwise (never 'forbidden')."""
+    conversation = await session.scalar(
+        select(Conversation).where(Conversation.id == conversation_id, visible_filter(viewer))
+    )
+    if conversation is None:
+        raise NotFound("conversation")
+    return conversation
+
+
+@dataclass
+class TimelineMessage:
+    message: Message
+    sender_name: str | None
+    attachments: list[Attachment] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class TimelineEvent:
+    event: Event
+    actor_name: str | None
+
+
+TimelineItem = TimelineMessage | TimelineEvent
+
+# Events shown between messages in a conversation's timeline.
+TIMELINE_EVENT_TYPES = (
+    "conversation.assigned",
+    "conversation.status_changed",
+    "conversation.channel_switched",
+)
+
+
+async def conversation_timeline(
+    session: AsyncSession,
+    *,
+    conversation: Conversation,
+    before_id: int | None = None,
+    limit: int = 50,
+) -> tuple[list[TimelineItem], bool]:
+    """Messages and the events worth showing between them, oldest first; and whether more exist."""
+    query = (
+        select(Message, User.name)
+        .outerjoin(User, User.id == Message.sender_user_id)
+        .where(Message.conversation_id == conversation.id)
+        .order_by(Message.id.desc())
+        .limit(limit + 1)
+    )
+    if before_id is not None:
+        query = query.where(Message.id < before_id)
+    rows = (await session.execute(query)).all()
+    has_more = len(rows) > limit
+    rows = list(reversed(rows[:limit]))
+    messages = [TimelineMessage(message, name) for message, name in rows]
+    await _attach_files(session, messages)
+    if not messages:
+        return [], False
+    since = messages[0].message.created_at if has_more else None
+    until = None
+    if before_id is not None:
+        until = messages[-1].message.created_at
+    timeline_events = await _timeline_events(session, conversation.id, since, until)
+    items: list[TimelineItem] = [*messages, *timeline_events]
+    items.sort(key=_timeline_key)
+    return items, has_more
+
+
+def _timeline_key(item: TimelineItem) -> tuple[datetime, int]:
+    if isinstance(item, TimelineMessage):
+        return (item.message.created_at, 1)
+    return (item.event.created_at, 0)
+
+
+async def _attach_files(session: AsyncSession, messages: list[TimelineMessage]) -> None:
+    by_id = {m.message.id: m for m in messages}
+    if not by_id:
+        return
+    rows = await session.scalars(
+        select(Attachment).where(Attachment.message_id.in_(list(by_id))).order_by(Attachment.id)
+    )
+    for row in rows:
+        by_id[row.message_id].attachments.append(row)
+
+
+async def _timeline_events(
+    session: AsyncSession,
+    conversation_id: int,
+    since: datetime | None,
+    until: datetime | None,
+) -> list[TimelineEvent]:
+    actor = aliased(User)
+    query = (
+        select(Event, actor.name)
+        .outerjoin(actor, actor.id == Event.actor_user_id)
+        .where(Event.conversation_id == conversation_id, Event.type.in_(TIMELINE_EVENT_TYPES))
+        .order_by(Event.id)
+    )
+    if since is not None:
+        query = query.where(Event.created_at >= since)
+    if until is not None:
+        query = query.where(Event.created_at <= until)
+    return [TimelineEvent(event, name) for event, name in (await session.execute(query)).all()]
+
+
+async def message_in_conversation(
+    session: AsyncSession, *, conversation: Conversation, message_id: int
+) -> TimelineMessage:
+    row = (
+        await session.execute(
+            select(Message, User.name)
+            .outerjoin(User, User.id == Message.sender_user_id)
+            .where(Message.id == message_id, Message.conversation_id == conversation.id)
+        )
+    ).first()
+    if row is None:
+        raise NotFound("message")
+    item = TimelineMessage(row[0], row[1])
+    await _attach_files(session, [item])
+    return item
+
+
+async def names_by_id(session: AsyncSession, account_id: int) -> dict[str, dict[int, str]]:
+    """Agent, team and inbox names of an account, for rendering events and filters."""
+    result: dict[str, dict[int, str]] = defaultdict(dict)
+    for kind, model in (("users", User), ("teams", Team), ("inboxes", Inbox)):
+        rows = await session.execute(
+            select(model.id, model.name).where(model.account_id == account_id)
+        )
+        result[kind] = {int(i): str(n) for i, n in rows.all()}
+    return result
+
+
+@dataclass(frozen=True)
+class ReplyRoute:
+    """One way to answer: an inbox, who it would reach, and the channel's verdict."""
+
+    inbox: Inbox
+    recipient: str | None
+    check: ReplyCheck
+    is_default: bool
+
+
+async def reply_routes(
+    session: AsyncSession,
+    *,
+    conversation: Conversation,
+    policies: Mapping[str, ChannelPolicy],
+) -> list[ReplyRoute]:
+    """Every active inbox of the account, judged for this contact; the default first."""
+    inboxes = await session.scalars(
+        select(Inbox)
+        .where(Inbox.account_id == conversation.account_id, Inbox.is_active)
+        .order_by(Inbox.name)
+    )
+    routes: list[ReplyRoute] = []
+    now = utcnow()
+    for inbox in inboxes:
+        policy = policies.get(inbox.channel)
+        if policy is None:
+            continue
+        recipient = await reply_recipient(session, conversation=conversation, policy=policy)
+        check = policy.check(
+            ReplyContext(
+                now=now,
+                last_incoming_at=await last_incoming_at(session, conversation, inbox.id),
+                recipient=recipient.value if recipient else None,
+                opted_out=bool(recipient and recipient.opted_out_at),
+            )
+        )
+        routes.append(
+            ReplyRoute(
+                inbox,
+                recipient.value if recipient else None,
+                check,
+                inbox.id == conversation.inbox_id,
+            )
+        )
+    routes.sort(key=lambda r: (not r.is_default, not r.check.allowed, r.inbox.name))
+    return routes
+
+
+async def reply_recipient(
+    session: AsyncSession, *, conversation: Conversation, policy: ChannelPolicy
+) -> Identity | None:
+    """The contact's address on the policy's identity kind, strongest and most recent first."""
+    if policy.identity_kind is None:
+        return None
+    rows = await session.scalars(
+        select(Identity)
+        .where(
+            Identity.contact_id == conversation.contact_id, Identity.kind == policy.identity_kind
+        )
+        .order_by(Identity.last_seen_at.desc().nulls_last(), Identity.id.desc())
+    )
+    return rows.first()
+
+
+async def last_incoming_at(
+    session: AsyncSession, conversation: Conversation, inbox_id: int
+) -> datetime | None:
+    """When the contact last wrote on this inbox (opens reply windows like WhatsApp's 24 hours)."""
+    value = await session.scalar(
+        select(Message.created_at)
+        .where(
+            Message.conversation_id == conversation.id,
+            Message.inbox_id == inbox_id,
+            Message.direction == Direction.incoming,
+        )
+        .order_by(Message.id.desc())
+        .limit(1)
+    )
+    return value

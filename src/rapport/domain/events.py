@@ -1,0 +1,351 @@
+"""The event log: every event as a typed class with its recipient rule, numbered per account.
+
+Actions call `record(session, event)`; `commit(session)` numbers the pending events, writes them
+in the same transaction as the state change, commits, and only then hands them to the
+after-commit hooks (realtime publish, worker wake-up). Numbers are per account, increasing and
+without gaps in commit order, because they are taken from the account row under its lock at the
+very end of the transaction. A browser that saw event N can therefore ask for "everything after
+N" and never miss one that committed late.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
+
+from rapport.db.base import Base, BigId, JsonDoc
+from rapport.db.types import UTCDateTime
+from rapport.domain.accounts.models import Account
+from rapport.lib.clock import utcnow
+
+PENDING_KEY = "rapport.pending_events"
+AFTER_COMMIT_KEY = "rapport.after_commit"
+
+
+class Event(Base):
+    """One row of the append-only event log."""
+
+    __tablename__ = "events"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    account_id: Mapped[int] = mapped_column(BigId, ForeignKey("accounts.id", ondelete="CASCADE"))
+    seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"))
+    type: Mapped[str] = mapped_column(String(64))
+    conversation_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("conversations.id", ondelete="SET NULL")
+    )
+    contact_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("contacts.id", ondelete="SET NULL")
+    )
+    actor_user_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("users.id", ondelete="SET NULL")
+    )
+    data: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    __table_args__ = (
+        Index("uq_events_account_seq", "account_id", "seq", unique=True),
+        Index("ix_events_conversation", "conversation_id", "id"),
+        Index("ix_events_contact", "contact_id", "id"),
+    )
+
+
+class Audience(StrEnum):
+    """Who an event is pushed to."""
+
+    conversation = "conversation"  # agents allowed to see the conversation (one visibility rule)
+    account = "account"  # every agent of the account
+    admins = "admins"  # admins and supervisors
+
+
+class DomainEvent(BaseModel):
+    """Base of every event. Subclasses declare `type` and `audience`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    type: ClassVar[str]
+    audience: ClassVar[Audience]
+
+    def reaches_visitor(self) -> bool:
+        """Whether the customer's own live session (the website widget) receives it."""
+        return False
+
+    @property
+    def conversation_ref(self) -> int | None:
+        return None
+
+    @property
+    def contact_ref(self) -> int | None:
+        return None
+
+
+class ConversationEvent(DomainEvent):
+    """An event about a conversation, carrying what the visibility rule needs for fan-out."""
+
+    audience: ClassVar[Audience] = Audience.conversation
+
+    conversation_id: int
+    contact_id: int
+    assignee_id: int | None
+    team_id: int | None
+    inbox_id: int | None
+
+    @property
+    def conversation_ref(self) -> int | None:
+        return self.conversation_id
+
+    @property
+    def contact_ref(self) -> int | None:
+        return self.contact_id
+
+
+class MessageCreated(ConversationEvent):
+    type: ClassVar[str] = "message.created"
+
+    message_id: int
+    direction: str
+    private: bool
+    channel: str | None
+    sender_type: str
+
+    def reaches_visitor(self) -> bool:
+        return not self.private
+
+
+class MessageStatusChanged(ConversationEvent):
+    type: ClassVar[str] = "message.status_changed"
+
+    message_id: int
+    status: str
+    error: str | None = None
+
+    def reaches_visitor(self) -> bool:
+        return True
+
+
+class ConversationCreated(ConversationEvent):
+    type: ClassVar[str] = "conversation.created"
+
+    channel: str | None
+
+
+class ConversationAssigned(ConversationEvent):
+    type: ClassVar[str] = "conversation.assigned"
+
+    previous_assignee_id: int | None
+    previous_team_id: int | None
+
+
+class ConversationStatusChanged(ConversationEvent):
+    type: ClassVar[str] = "conversation.status_changed"
+
+    status: str
+    previous_status: str
+
+
+class ChannelSwitched(ConversationEvent):
+    type: ClassVar[str] = "conversation.channel_switched"
+
+    from_channel: str | None
+    to_channel: str
+    from_inbox_id: int | None
+
+
+class ContactCreated(DomainEvent):
+    type: ClassVar[str] = "contact.created"
+    audience: ClassVar[Audience] = Audience.account
+
+    contact_id: int
+
+    @property
+    def contact_ref(self) -> int | None:
+        return self.contact_id
+
+
+class ContactUpdated(DomainEvent):
+    type: ClassVar[str] = "contact.updated"
+    audience: ClassVar[Audience] = Audience.account
+
+    contact_id: int
+    fields: list[str]
+
+    @property
+    def contact_ref(self) -> int | None:
+        return self.contact_id
+
+
+class InboundFailed(DomainEvent):
+    """A stored provider payload could not be processed; it is kept for a retry after a fix."""
+
+    type: ClassVar[str] = "inbound.failed"
+    audience: ClassVar[Audience] = Audience.admins
+
+    inbound_event_id: int
+    inbox_id: int
+    error: str
+
+
+EVENT_TYPES: dict[str, type[DomainEvent]] = {
+    cls.type: cls
+    for cls in (
+        MessageCreated,
+        MessageStatusChanged,
+        ConversationCreated,
+        ConversationAssigned,
+        ConversationStatusChanged,
+        ChannelSwitched,
+        ContactCreated,
+        ContactUpdated,
+        InboundFailed,
+    )
+}
+
+
+@dataclass(frozen=True)
+class PublishedEvent:
+    """An event as it travels to browsers: committed, numbered, and typed again."""
+
+    account_id: int
+    seq: int
+    event: DomainEvent
+    actor_user_id: int | None
+    created_at: datetime
+
+    @property
+    def type(self) -> str:
+        return self.event.type
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "account_id": self.account_id,
+            "seq": self.seq,
+            "type": self.event.type,
+            "actor_user_id": self.actor_user_id,
+            "created_at": self.created_at.isoformat(),
+            "data": self.event.model_dump(mode="json"),
+        }
+
+    @classmethod
+    def from_wire(cls, wire: dict[str, Any]) -> PublishedEvent:
+        event_cls = EVENT_TYPES[wire["type"]]
+        return cls(
+            account_id=int(wire["account_id"]),
+            seq=int(wire["seq"]),
+            event=event_cls.model_validate(wire["data"]),
+            actor_user_id=wire.get("actor_user_id"),
+            created_at=datetime.fromisoformat(wire["created_at"]),
+        )
+
+    @classmethod
+    def from_row(cls, row: Event) -> PublishedEvent:
+        return cls(
+            account_id=row.account_id,
+            seq=row.seq,
+            event=EVENT_TYPES[row.type].model_validate(row.data),
+            actor_user_id=row.actor_user_id,
+            created_at=row.created_at,
+        )
+
+
+AfterCommitHook = Callable[[Sequence[PublishedEvent], bool], Awaitable[None]]
+
+
+@dataclass
+class _Pending:
+    account_id: int
+    event: DomainEvent
+    actor_user_id: int | None
+    created_at: datetime = field(default_factory=utcnow)
+
+
+def record(
+    session: AsyncSession, *, account_id: int, event: DomainEvent, actor_user_id: int | None = None
+) -> None:
+    """Append an event to the current transaction; it is numbered and written at commit."""
+    session.info.setdefault(PENDING_KEY, []).append(_Pending(account_id, event, actor_user_id))
+
+
+def add_after_commit_hook(session: AsyncSession, hook: AfterCommitHook) -> None:
+    session.info.setdefault(AFTER_COMMIT_KEY, []).append(hook)
+
+
+async def commit(session: AsyncSession) -> list[PublishedEvent]:
+    """Number and write pending events, commit, then run after-commit hooks (publish, wake)."""
+    pending: list[_Pending] = session.info.pop(PENDING_KEY, [])
+    published = await _write_events(session, pending) if pending else []
+    outbox_written = bool(session.info.pop("outbox_written", False))
+    await session.commit()
+    for hook in session.info.get(AFTER_COMMIT_KEY, []):
+        await hook(published, outbox_written)
+    return published
+
+
+async def rollback(session: AsyncSession) -> None:
+    session.info.pop(PENDING_KEY, None)
+    session.info.pop("outbox_written", None)
+    await session.rollback()
+
+
+async def _write_events(session: AsyncSession, pending: list[_Pending]) -> list[PublishedEvent]:
+    by_account: dict[int, list[_Pending]] = defaultdict(list)
+    for item in pending:
+        by_account[item.account_id].append(item)
+    published: list[PublishedEvent] = []
+    # Lock account rows in id order so two transactions touching two accounts cannot deadlock.
+    for account_id in sorted(by_account):
+        items = by_account[account_id]
+        last = await session.scalar(
+            update(Account)
+            .where(Account.id == account_id)
+            .values(event_seq=Account.event_seq + len(items))
+            .returning(Account.event_seq)
+        )
+        if last is None:
+            raise LookupError(f"account {account_id} does not exist")
+        first = last - len(items) + 1
+        for offset, item in enumerate(items):
+            seq = first + offset
+            session.add(
+                Event(
+                    account_id=account_id,
+                    seq=seq,
+                    type=item.event.type,
+                    conversation_id=item.event.conversation_ref,
+                    contact_id=item.event.contact_ref,
+                    actor_user_id=item.actor_user_id,
+                    data=item.event.model_dump(mode="json"),
+                    created_at=item.created_at,
+                )
+            )
+            published.append(
+                PublishedEvent(account_id, seq, item.event, item.actor_user_id, item.created_at)
+            )
+    await session.flush()
+    return published
+
+
+async def events_after(
+    session: AsyncSession, *, account_id: int, after_seq: int, limit: int = 500
+) -> list[PublishedEvent]:
+    """Replay: the account's events after `after_seq`, oldest first."""
+    rows = await session.scalars(
+        select(Event)
+        .where(Event.account_id == account_id, Event.seq > after_seq)
+        .order_by(Event.seq)
+        .limit(limit)
+    )
+    return [PublishedEvent.from_row(row) for row in rows]
+
+
+async def latest_seq(session: AsyncSession, *, account_id: int) -> int:
+    value = await session.scalar(select(Account.event_seq).where(Account.id == account_id))
+    return int(value or 0)

@@ -1,0 +1,1 @@
+"""Inboxes: connected channel accounts, and the raw payloads they receive."""

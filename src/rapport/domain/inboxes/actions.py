@@ -1,0 +1,142 @@
+"""Inbox actions: connecting channels, and storing what providers send before anything else."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from rapport.db import outbox
+from rapport.db.helpers import insert_ignore
+from rapport.domain import events
+from rapport.domain.errors import InvalidInput, NotFound
+from rapport.domain.inboxes.models import InboundEvent, Inbox
+from rapport.lib.clock import utcnow
+from rapport.lib.crypto import SecretBox, random_token
+
+PROCESS_INBOUND_JOB = "inbound.process"
+
+
+async def create_inbox(
+    session: AsyncSession,
+    *,
+    account_id: int,
+    name: str,
+    channel: str,
+    config: dict[str, Any],
+    box: SecretBox,
+    team_id: int | None = None,
+) -> Inbox:
+    """Connect a channel account. `config` was validated by the channel adapter's Config."""
+    if not name.strip():
+        raise InvalidInput("an inbox needs a name", field="name")
+    inbox = Inbox(
+        account_id=account_id,
+        name=name.strip()[:120],
+        channel=channel,
+        config_encrypted=box.encrypt_json(config),
+        public_token=random_token(18),
+        team_id=team_id,
+        is_active=True,
+    )
+    session.add(inbox)
+    await session.flush()
+    return inbox
+
+
+async def update_inbox(
+    session: AsyncSession,
+    *,
+    inbox: Inbox,
+    name: str,
+    config: dict[str, Any],
+    box: SecretBox,
+    team_id: int | None,
+    is_active: bool,
+) -> Inbox:
+    if not name.strip():
+        raise InvalidInput("an inbox needs a name", field="name")
+    inbox.name = name.strip()[:120]
+    inbox.config_encrypted = box.encrypt_json(config)
+    inbox.team_id = team_id
+    inbox.is_active = is_active
+    return inbox
+
+
+async def store_inbound(
+    session: AsyncSession,
+    *,
+    inbox: Inbox,
+    dedupe_key: str,
+    body: bytes,
+    content_type: str,
+    meta: dict[str, Any] | None = None,
+) -> bool:
+    """Keep a verified provider call and queue its processing. False when it was a redelivery."""
+    inbound_id = await insert_ignore(
+        session,
+        InboundEvent.__table__,  # type: ignore[arg-type]
+        {
+            "account_id": inbox.account_id,
+            "inbox_id": inbox.id,
+            "dedupe_key": dedupe_key[:255],
+            "content_type": content_type[:255],
+            "body": body,
+            "meta": meta or {},
+            "status": "pending",
+            "attempts": 0,
+            "received_at": utcnow(),
+        },
+        conflict_columns=("inbox_id", "dedupe_key"),
+    )
+    if inbound_id is None:
+        return False
+    outbox.enqueue(
+        session,
+        kind=PROCESS_INBOUND_JOB,
+        payload={"inbound_event_id": inbound_id},
+        account_id=inbox.account_id,
+    )
+    return True
+
+
+async def mark_inbound_processed(session: AsyncSession, *, inbound: InboundEvent) -> None:
+    inbound.status = "processed"
+    inbound.error = None
+    inbound.processed_at = utcnow()
+
+
+async def mark_inbound_failed(session: AsyncSession, *, inbound: InboundEvent, error: str) -> None:
+    """Keep the payload, flag it, and tell admins: nothing is lost, it can be processed again."""
+    inbound.status = "failed"
+    inbound.error = error[:4000]
+    inbound.attempts += 1
+    events.record(
+        session,
+        account_id=inbound.account_id,
+        event=events.InboundFailed(
+            inbound_event_id=inbound.id, inbox_id=inbound.inbox_id, error=error[:500]
+        ),
+    )
+
+
+async def reprocess_inbound(session: AsyncSession, *, account_id: int, inbound_id: int) -> None:
+    """Queue a failed payload again (after a fix was deployed)."""
+    result = await session.execute(
+        update(InboundEvent)
+        .where(
+            InboundEvent.id == inbound_id,
+            InboundEvent.account_id == account_id,
+            InboundEvent.status == "failed",
+        )
+        .values(status="pending")
+    )
+    if not result.rowcount:  # type: ignore[attr-defined]
+        raise NotFound("inbound event")
+    outbox.enqueue(
+        session,
+        kind=PROCESS_INBOUND_JOB,
+        payload={"inbound_event_id": inbound_id},
+        account_id=account_id,
+    )

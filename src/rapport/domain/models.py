@@ -1,0 +1,28 @@
+"""Every table, imported in one place so the metadata (and Alembic) sees them all."""
+
+from rapport.db.base import Base
+from rapport.db.outbox import OutboxJob
+from rapport.domain.accounts.models import Account
+from rapport.domain.agents.models import ApiToken, Team, TeamMember, User
+from rapport.domain.contacts.models import Contact, Identity
+from rapport.domain.conversations.models import Attachment, Conversation, Message
+from rapport.domain.events import Event
+from rapport.domain.inboxes.models import InboundEvent, Inbox
+
+__all__ = [
+    "Account",
+    "ApiToken",
+    "Attachment",
+    "Base",
+    "Contact",
+    "Conversation",
+    "Event",
+    "Identity",
+    "InboundEvent",
+    "Inbox",
+    "Message",
+    "OutboxJob",
+    "Team",
+    "TeamMember",
+    "User",
+]

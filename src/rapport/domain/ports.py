@@ -1,0 +1,176 @@
+"""What crosses between the core and the channel adapters, and the ports the core calls out through.
+
+Adapters turn provider payloads into `InboundMessage` and `StatusUpdate` (pure parsing), and
+turn `OutboundMessage` into a provider call returning a `ProviderReceipt`. The core never talks
+to a provider itself; it only records what to send in the outbox.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from rapport.domain.contacts.models import IdentityKind, Verification
+from rapport.domain.conversations.models import ContentType, DeliveryStatus
+
+
+@dataclass(frozen=True)
+class IdentityClaim:
+    """An address the sender is known by, and how sure we are of it."""
+
+    kind: IdentityKind
+    value: str
+    verification: Verification
+
+
+@dataclass(frozen=True)
+class MediaRef:
+    """An attachment as the provider describes it; fetched by the adapter after verification."""
+
+    filename: str
+    content_type: str
+    url: str | None = None  # provider-hosted URL
+    provider_media_id: str | None = None  # id to resolve through the provider's API
+    data: bytes | None = None  # already in the payload (email MIME parts, widget uploads)
+    content_id: str | None = None  # inline email images (cid:)
+    size: int | None = None
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    """One customer message (or an echo of our own send) parsed from a provider payload."""
+
+    sender: tuple[IdentityClaim, ...]
+    content: str = ""
+    content_type: ContentType = ContentType.text
+    provider_id: str | None = None
+    sender_name: str = ""
+    html: str | None = None
+    subject: str | None = None
+    attachments: tuple[MediaRef, ...] = ()
+    payload: dict[str, Any] = field(default_factory=dict)
+    sent_at: datetime | None = None
+    # Provider ids of earlier messages this one answers (email In-Reply-To/References, quotes).
+    thread_refs: tuple[str, ...] = ()
+    # A conversation named by a verified token (signed reply address, widget session).
+    conversation_id: int | None = None
+    # Our own send coming back from the provider: matched to the outgoing message, never shown
+    # as the customer's.
+    echo: bool = False
+    # Machine-written mail (Auto-Submitted, vacation notices): stored, but triggers nothing.
+    auto_reply: bool = False
+
+
+@dataclass(frozen=True)
+class StatusUpdate:
+    """A delivery status for one of our outgoing messages."""
+
+    provider_id: str
+    status: DeliveryStatus
+    error: str | None = None
+    occurred_at: datetime | None = None
+
+
+Parsed = InboundMessage | StatusUpdate
+
+
+@dataclass(frozen=True)
+class OutboundAttachment:
+    filename: str
+    content_type: str
+    storage_key: str
+    size: int
+    url: str | None = None  # a signed public URL the provider can fetch
+
+
+@dataclass(frozen=True)
+class OutboundMessage:
+    """What an adapter sends: everything it needs, nothing it must look up."""
+
+    message_id: int
+    conversation_id: int
+    idempotency_key: str
+    to: str  # the recipient identity value on this channel
+    content: str
+    html: str | None = None
+    subject: str | None = None
+    attachments: tuple[OutboundAttachment, ...] = ()
+    template: dict[str, Any] | None = None  # {"name", "language", "variables"}
+    thread_refs: tuple[str, ...] = ()  # provider ids to thread under (email References)
+    reply_to_provider_id: str | None = None
+    sender_name: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ProviderReceipt:
+    provider_id: str | None
+    status: DeliveryStatus = DeliveryStatus.sent
+
+
+class SendError(Exception):
+    """A send that did not go out. `retryable` errors are tried again with backoff."""
+
+    def __init__(self, message: str, *, retryable: bool, retry_after: float | None = None):
+        super().__init__(message)
+        self.retryable = retryable
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class ReplyContext:
+    """What a channel's policy needs to judge a reply before it is written."""
+
+    now: datetime
+    last_incoming_at: datetime | None  # the contact's last message on this inbox
+    recipient: str | None  # the identity value the reply would go to
+    opted_out: bool = False
+
+
+@dataclass(frozen=True)
+class ReplyCheck:
+    """The verdict shown in the reply box: allowed or not, and why, in words."""
+
+    allowed: bool
+    reason: str | None = None
+    needs_template: bool = False
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ChannelPolicy:
+    """What a channel allows. Adapters declare one; the reply box and `send_reply` apply it."""
+
+    identity_kind: IdentityKind | None
+    max_length: int | None = None
+    reply_window: timedelta | None = None
+    templates: bool = False
+    media: bool = True
+    threading: bool = False  # email: subject and threading headers kept
+    consent_required: bool = False  # SMS: STOP/START recorded on the identity
+
+    def check(self, ctx: ReplyContext) -> ReplyCheck:
+        if self.identity_kind is not None and not ctx.recipient:
+            return ReplyCheck(False, "no address on this channel")
+        if ctx.opted_out:
+            return ReplyCheck(False, "the customer opted out on this channel")
+        if self.reply_window is not None:
+            closed = (
+                ctx.last_incoming_at is None or ctx.now > ctx.last_incoming_at + self.reply_window
+            )
+            if closed:
+                if self.templates:
+                    return ReplyCheck(True, "the reply window is closed", needs_template=True)
+                return ReplyCheck(False, "the reply window is closed")
+        return ReplyCheck(True)
+
+
+class FileStore(Protocol):
+    """Where attachment bytes live (a local folder by default, S3-compatible in production)."""
+
+    async def save(self, data: bytes, *, suffix: str = "") -> str: ...
+
+    async def read(self, key: str) -> bytes: ...
+
+    async def delete(self, key: str) -> None: ...

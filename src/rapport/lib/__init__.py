@@ -1,0 +1,1 @@
+"""Helpers with no domain knowledge: normalising, crypto, HTML, ids, clock, outbound HTTP."""

@@ -1,0 +1,1 @@
+"""Realtime: events pushed to connected browsers, on one node or across many."""

@@ -1,0 +1,179 @@
+"""The bus carries committed events between processes: in-process by default, Redis across nodes.
+
+The bus is only the fast path. Events are numbered per account without gaps, so the hub notices
+anything the bus lost (a Redis restart, a dropped connection) and reads it from the event log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Protocol
+
+import redis.asyncio as redis
+import structlog
+
+from rapport.domain.events import PublishedEvent
+
+EVENTS_CHANNEL = "rapport:events"
+WAKE_CHANNEL = "rapport:outbox"
+
+log = structlog.get_logger(__name__)
+
+Listener = Callable[[dict[str, Any]], Awaitable[None]]
+WakeListener = Callable[[], None]
+
+
+class Bus(Protocol):
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def publish(self, events: Sequence[PublishedEvent]) -> None: ...
+
+    async def wake_workers(self) -> None: ...
+
+    def on_event(self, listener: Listener) -> None: ...
+
+    def on_wake(self, listener: WakeListener) -> None: ...
+
+    def on_reconnect(self, listener: Callable[[], Awaitable[None]]) -> None: ...
+
+
+class _Listeners:
+    def __init__(self) -> None:
+        self.events: list[Listener] = []
+        self.wakes: list[WakeListener] = []
+        self.reconnects: list[Callable[[], Awaitable[None]]] = []
+
+    def on_event(self, listener: Listener) -> None:
+        self.events.append(listener)
+
+    def on_wake(self, listener: WakeListener) -> None:
+        self.wakes.append(listener)
+
+    def on_reconnect(self, listener: Callable[[], Awaitable[None]]) -> None:
+        self.reconnects.append(listener)
+
+    async def deliver(self, wire: dict[str, Any]) -> None:
+        for listener in self.events:
+            try:
+                await listener(wire)
+            except Exception:  # one broken listener must not stop the others
+                log.exception("realtime.listener_failed")
+
+    def wake(self) -> None:
+        for listener in self.wakes:
+            listener()
+
+
+class MemoryBus(_Listeners):
+    """Single-process bus: publish calls the listeners directly."""
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None
+
+    async def publish(self, events: Sequence[PublishedEvent]) -> None:
+        for event in events:
+            await self.deliver(event.to_wire())
+
+    async def wake_workers(self) -> None:
+        self.wake()
+
+
+class RedisBus(_Listeners):
+    """Redis pub/sub across nodes; reconnects by itself and tells listeners to catch up."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__()
+        self._url = url
+        self._client: redis.Redis | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.connected = asyncio.Event()
+
+    async def start(self) -> None:
+        self._client = redis.from_url(
+            self._url, socket_connect_timeout=2, socket_timeout=None, health_check_interval=10
+        )
+        self._task = asyncio.create_task(self._listen(), name="redis-bus")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._client:
+            await self._client.aclose()
+
+    async def publish(self, events: Sequence[PublishedEvent]) -> None:
+        if not events:
+            return
+        # Local listeners first: a node must not depend on Redis to see its own events.
+        for event in events:
+            await self.deliver(event.to_wire())
+        try:
+            assert self._client is not None
+            async with self._client.pipeline(transaction=False) as pipe:
+                for event in events:
+                    pipe.publish(EVENTS_CHANNEL, json.dumps(event.to_wire()))
+                await pipe.execute()
+        except (redis.RedisError, OSError) as exc:
+            # Other nodes catch up from the event log; nothing is lost.
+            log.warning("realtime.publish_failed", error=str(exc))
+
+    async def wake_workers(self) -> None:
+        self.wake()
+        with contextlib.suppress(redis.RedisError, OSError):
+            assert self._client is not None
+            await self._client.publish(WAKE_CHANNEL, b"1")
+
+    async def _listen(self) -> None:
+        delay = 0.1
+        while True:
+            try:
+                await self._listen_once()
+                delay = 0.1
+            except asyncio.CancelledError:
+                raise
+            except (redis.RedisError, OSError) as exc:
+                self.connected.clear()
+                log.warning("realtime.redis_disconnected", error=str(exc))
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+    async def _listen_once(self) -> None:
+        assert self._client is not None
+        pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+        try:
+            await pubsub.subscribe(EVENTS_CHANNEL, WAKE_CHANNEL)
+            self.connected.set()
+            for listener in self.reconnects:
+                await listener()
+            while True:
+                message = await pubsub.get_message(timeout=5.0)
+                if message is None:
+                    await pubsub.ping()
+                    continue
+                await self._handle(message)
+        finally:
+            with contextlib.suppress(Exception):
+                await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    async def _handle(self, message: dict[str, Any]) -> None:
+        channel = message["channel"]
+        channel = channel.decode() if isinstance(channel, bytes) else channel
+        if channel == WAKE_CHANNEL:
+            self.wake()
+            return
+        wire = json.loads(message["data"])
+        # Our own publishes were delivered locally already; the hub drops repeats by number.
+        await self.deliver(wire)
+
+
+def create_bus(redis_url: str | None) -> Bus:
+    return RedisBus(redis_url) if redis_url else MemoryBus()

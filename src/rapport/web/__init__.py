@@ -1,0 +1,1 @@
+"""The ASGI edge: app factory, pages, websocket, JSON API, provider webhooks."""

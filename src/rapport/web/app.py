@@ -1,0 +1,99 @@
+"""The application factory: middleware, routes, static files, lifespan of the running parts."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from starlette.middleware.sessions import SessionMiddleware
+
+from rapport import __version__
+from rapport.services import Services, build_services
+from rapport.settings import Settings
+from rapport.web import errors
+from rapport.web.csrf import CsrfMiddleware
+from rapport.web.observability import RequestMetricsMiddleware, SecurityHeadersMiddleware
+from rapport.web.proxy import TrustedProxyMiddleware
+from rapport.web.routes import (
+    admin,
+    api_v1,
+    auth,
+    contacts,
+    files,
+    hooks,
+    inbox,
+    ops,
+    profile,
+    realtime,
+)
+
+STATIC_DIR = Path(__file__).parent / "static"
+SESSION_COOKIE = "rapport_session"
+
+Background = Callable[[Services], AbstractAsyncContextManager[object]]
+
+
+def vendor_dir(settings: Settings) -> Path:
+    if settings.vendor_dir is not None:
+        return settings.vendor_dir
+    return Path(__file__).resolve().parents[3] / "node_modules"
+
+
+def create_app(
+    settings: Settings,
+    *,
+    services: Services | None = None,
+    background: Sequence[Background] = (),
+) -> FastAPI:
+    """Build the ASGI app. `background` runs alongside it (the in-process worker)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        running = services or build_services(settings, with_hub=True)
+        app.state.services = running
+        await running.start()
+        async with AsyncExitStack() as stack:
+            for start in background:
+                await stack.enter_async_context(start(running))
+            try:
+                yield
+            finally:
+                await stack.aclose()
+                await running.stop()
+
+    app = FastAPI(
+        title="Rapport",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url="/api/docs",
+        redoc_url=None,
+        openapi_url="/api/openapi.json",
+    )
+    app.state.settings = settings
+    errors.install(app)
+    for module in (ops, auth, inbox, contacts, profile, admin, files, hooks, realtime, api_v1):
+        app.include_router(module.router)
+    app.mount(
+        "/static/vendor/htmx",
+        StaticFiles(directory=vendor_dir(settings) / "htmx.org" / "dist", check_dir=False),
+        name="vendor-htmx",
+    )
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    # Outermost first at runtime: proxy headers, metrics, security headers, session, CSRF.
+    app.add_middleware(CsrfMiddleware)
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=settings.secret_key.get_secret_value(),
+        session_cookie=SESSION_COOKIE,
+        max_age=settings.session_max_age_seconds,
+        same_site="lax",
+        https_only=settings.secure_cookies,
+    )
+    app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(RequestMetricsMiddleware)
+    app.add_middleware(TrustedProxyMiddleware, trusted=settings.trusted_proxies)
+    return app

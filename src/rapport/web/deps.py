@@ -1,0 +1,113 @@
+"""Dependencies as Annotated aliases: `DbSession`, `CurrentAgent`, `AdminAgent`, `ApiAgent`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from rapport.domain import events
+from rapport.domain.accounts.models import Account
+from rapport.domain.agents import actions as agent_actions
+from rapport.domain.agents.models import User
+from rapport.domain.agents.queries import user_for_api_token, viewer_for
+from rapport.domain.conversations.policies import Viewer
+from rapport.services import Services
+
+
+class LoginRequired(Exception):
+    """No valid session: pages redirect to the login form."""
+
+
+class AdminRequired(Exception):
+    """Signed in, but this page is for admins (answered 404 so it reveals nothing)."""
+
+
+class ApiAuthFailed(Exception):
+    """No valid API token."""
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+Svc = Annotated[Services, Depends(get_services)]
+
+
+async def _db_session(services: Svc) -> AsyncIterator[AsyncSession]:
+    async with services.session() as session:
+        yield session
+
+
+DbSession = Annotated[AsyncSession, Depends(_db_session)]
+
+
+@dataclass(frozen=True)
+class Agent:
+    """The signed-in user with their account and their view of conversations."""
+
+    user: User
+    account: Account
+    viewer: Viewer
+
+    @property
+    def is_admin(self) -> bool:
+        return self.user.is_admin
+
+
+async def load_agent(session: AsyncSession, session_data: dict[str, object]) -> Agent | None:
+    """The agent a session cookie names, if the session is still valid."""
+    user_id, version = session_data.get("uid"), session_data.get("ver")
+    if not isinstance(user_id, int) or not isinstance(version, int):
+        return None
+    user = await session.get(User, user_id)
+    if user is None or not user.is_active or user.session_version != version:
+        return None
+    account = await session.get(Account, user.account_id)
+    assert account is not None
+    return Agent(user=user, account=account, viewer=await viewer_for(session, user, account))
+
+
+async def _current_agent(request: Request, session: DbSession) -> Agent:
+    agent = await load_agent(session, dict(request.session))
+    if agent is None:
+        request.session.pop("uid", None)
+        request.session.pop("ver", None)
+        raise LoginRequired()
+    request.state.agent = agent
+    return agent
+
+
+CurrentAgent = Annotated[Agent, Depends(_current_agent)]
+
+
+async def _admin_agent(agent: CurrentAgent) -> Agent:
+    if not agent.user.is_admin:
+        raise AdminRequired()
+    return agent
+
+
+AdminAgent = Annotated[Agent, Depends(_admin_agent)]
+
+
+async def _api_agent(request: Request, session: DbSession) -> Agent:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ApiAuthFailed()
+    found = await user_for_api_token(session, token.strip())
+    if found is None:
+        raise ApiAuthFailed()
+    user, api_token = found
+    await agent_actions.touch_api_token(session, token=api_token)
+    await events.commit(session)
+    account = await session.get(Account, user.account_id)
+    assert account is not None
+    return Agent(user=user, account=account, viewer=await viewer_for(session, user, account))
+
+
+ApiAgent = Annotated[Agent, Depends(_api_agent)]

@@ -1,0 +1,97 @@
+"""Domain errors and auth failures turned into HTTP answers, for pages and for the API."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
+
+from rapport.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
+from rapport.web.deps import AdminRequired, ApiAuthFailed, LoginRequired
+from rapport.web.templating import gettext_for, render
+
+
+def _wants_json(request: Request) -> bool:
+    return request.url.path.startswith("/api/")
+
+
+def _error(request: Request, status: int, message: str, field: str | None = None) -> Response:
+    if _wants_json(request):
+        body: dict[str, object] = {"detail": message}
+        if field:
+            body["field"] = field
+        return JSONResponse(body, status_code=status)
+    text = str(gettext_for(request)(message))
+    if request.headers.get("hx-request") == "true":
+        # htmx shows this in the page's toast area instead of swapping the target.
+        return PlainTextResponse(text, status_code=status, headers={"HX-Reswap": "none"})
+    return render(request, "error.html", {"status": status, "message": text}, status_code=status)
+
+
+async def _login(request: Request, exc: Exception) -> Response:
+    if _wants_json(request):
+        return JSONResponse({"detail": "not signed in"}, status_code=401)
+    target = "/login?next=" + quote(request.url.path)
+    if request.headers.get("hx-request") == "true":
+        return Response(status_code=401, headers={"HX-Redirect": target})
+    return RedirectResponse(target, status_code=303)
+
+
+async def _api_auth(request: Request, exc: Exception) -> Response:
+    return JSONResponse(
+        {"detail": "a valid API token is required"},
+        status_code=401,
+        headers={"WWW-Authenticate": "Bearer"},
+    )
+
+
+async def _domain(request: Request, exc: Exception) -> Response:
+    if isinstance(exc, NotFound | AdminRequired):
+        return _error(request, 404, "Not found")
+    if isinstance(exc, Forbidden):
+        return _error(request, 403, str(exc) or "You cannot do that")
+    if isinstance(exc, Conflict):
+        return _error(request, 409, str(exc))
+    assert isinstance(exc, InvalidInput)
+    return _error(request, 422, str(exc), exc.field)
+
+
+async def _validation(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    errors = exc.errors()
+    if _wants_json(request):
+        return JSONResponse(
+            {"detail": [{k: e.get(k) for k in ("loc", "msg", "type")} for e in errors]},
+            status_code=422,
+        )
+    first = errors[0] if errors else {}
+    where = ".".join(str(p) for p in first.get("loc", ())[1:])
+    return _error(request, 422, f"{where}: {first.get('msg', 'invalid input')}")
+
+
+async def _http(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 404:
+        return _error(request, 404, "Not found")
+    return _error(request, exc.status_code, str(exc.detail))
+
+
+HANDLERS: dict[type[Exception], object] = {
+    LoginRequired: _login,
+    ApiAuthFailed: _api_auth,
+    AdminRequired: _domain,
+    NotFound: _domain,
+    Forbidden: _domain,
+    Conflict: _domain,
+    InvalidInput: _domain,
+    RequestValidationError: _validation,
+    StarletteHTTPException: _http,
+}
+
+
+def install(app: FastAPI) -> None:
+    for exc_class, handler in HANDLERS.items():
+        app.add_exception_handler(exc_class, handler)  # type: ignore[arg-type]

@@ -1,0 +1,85 @@
+"""Provider webhooks: verify against the raw request, store, answer at once.
+
+Everything else (parsing, contacts, conversations) happens in a worker after commit, so the
+provider gets its answer in milliseconds and a redelivery of the same call is a no-op.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.responses import PlainTextResponse, Response
+
+from rapport.channels.base import BadPayload, Channel, RawRequest, VerificationFailed
+from rapport.channels.registry import adapter_for
+from rapport.domain import events
+from rapport.domain.errors import NotFound
+from rapport.domain.inboxes.actions import store_inbound
+from rapport.domain.inboxes.models import Inbox
+from rapport.domain.inboxes.queries import inbox_config, inbox_for_hook
+from rapport.services import Services
+from rapport.web.deps import Svc
+
+router = APIRouter(include_in_schema=False)
+
+MAX_WEBHOOK_BYTES = 5 * 1024 * 1024
+
+
+async def _raw(request: Request) -> RawRequest:
+    body = await request.body()
+    return RawRequest(
+        method=request.method,
+        url=str(request.url),
+        headers={k.lower(): v for k, v in request.headers.items()},
+        query_string=request.scope.get("query_string", b""),
+        body=body,
+    )
+
+
+async def _inbox_and_adapter(
+    services: Services, channel: str, inbox_id: int
+) -> tuple[Inbox, Channel[Any], Any]:
+    try:
+        adapter = adapter_for(channel)
+    except KeyError:
+        raise NotFound("channel") from None
+    async with services.read_session() as session:
+        inbox = await inbox_for_hook(session, inbox_id=inbox_id, channel=channel)
+    return inbox, adapter, adapter.load_config(inbox_config(inbox, services.box))
+
+
+@router.get("/hooks/{channel}/{inbox_id}")
+async def handshake(channel: str, inbox_id: int, request: Request, services: Svc) -> Response:
+    """GET verification handshakes (Meta's hub.challenge); 403 for anything else."""
+    _inbox, adapter, config = await _inbox_and_adapter(services, channel, inbox_id)
+    try:
+        answer = adapter.handshake(await _raw(request), config)
+    except VerificationFailed as exc:
+        return PlainTextResponse("forbidden", status_code=exc.status_code)
+    if answer is None:
+        return PlainTextResponse("forbidden", status_code=403)
+    return PlainTextResponse(answer)
+
+
+@router.post("/hooks/{channel}/{inbox_id}")
+async def receive(channel: str, inbox_id: int, request: Request, services: Svc) -> Response:
+    if int(request.headers.get("content-length") or 0) > MAX_WEBHOOK_BYTES:
+        return PlainTextResponse("payload too large", status_code=413)
+    inbox, adapter, config = await _inbox_and_adapter(services, channel, inbox_id)
+    raw = await _raw(request)
+    try:
+        adapter.verify(raw, config)
+    except VerificationFailed as exc:
+        return PlainTextResponse("signature verification failed", status_code=exc.status_code)
+    try:
+        key = adapter.dedupe_key(raw)
+    except BadPayload as exc:
+        return PlainTextResponse(str(exc), status_code=422)
+    async with services.session() as session:
+        await store_inbound(
+            session, inbox=inbox, dedupe_key=key, body=raw.body, content_type=raw.content_type
+        )
+        await events.commit(session)
+    ack = adapter.ack(raw)
+    return Response(ack.body, status_code=ack.status_code, media_type=ack.content_type)

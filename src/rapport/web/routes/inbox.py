@@ -1,0 +1,315 @@
+"""The agent inbox: conversation list, conversation view, replies, notes, assignment, status."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Query, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.responses import RedirectResponse, Response
+
+from rapport.channels.registry import ADAPTERS, adapter_for
+from rapport.domain import events
+from rapport.domain.agents.queries import agents_of, teams_of
+from rapport.domain.contacts.queries import conversations_of, get_contact, identities_of
+from rapport.domain.conversations import actions
+from rapport.domain.conversations.models import Conversation, Message, Status
+from rapport.domain.conversations.queries import (
+    ConversationFilter,
+    Scope,
+    conversation_timeline,
+    get_visible_conversation,
+    list_conversations,
+    message_in_conversation,
+    names_by_id,
+    reply_routes,
+)
+from rapport.domain.errors import InvalidInput, NotFound
+from rapport.domain.inboxes.queries import get_inbox, inboxes_of
+from rapport.web.deps import Agent, CurrentAgent, DbSession
+from rapport.web.templating import render
+
+router = APIRouter(include_in_schema=False)
+
+POLICIES = {adapter.kind: adapter.policy for adapter in ADAPTERS}
+
+
+def _filter(
+    scope: str | None, status: str | None, inbox_id: int | None, team_id: int | None
+) -> ConversationFilter:
+    try:
+        return ConversationFilter(
+            scope=Scope(scope or Scope.mine),
+            status=None if status == "any" else Status(status or Status.open),
+            inbox_id=inbox_id,
+            team_id=team_id,
+        )
+    except ValueError as exc:
+        raise InvalidInput("unknown filter value") from exc
+
+
+def _filter_query(flt: ConversationFilter) -> str:
+    parts = [f"scope={flt.scope}", f"status={flt.status or 'any'}"]
+    if flt.inbox_id:
+        parts.append(f"inbox_id={flt.inbox_id}")
+    if flt.team_id:
+        parts.append(f"team_id={flt.team_id}")
+    return "&".join(parts)
+
+
+async def _list_context(
+    session: AsyncSession, agent: Agent, flt: ConversationFilter, cursor: str | None
+) -> dict[str, Any]:
+    page = await list_conversations(session, viewer=agent.viewer, flt=flt, cursor=cursor)
+    return {
+        "page": page,
+        "flt": flt,
+        "filter_query": _filter_query(flt),
+        "inboxes": await inboxes_of(session, agent.account.id),
+        "teams": await teams_of(session, agent.account.id),
+        "scopes": list(Scope),
+        "statuses": [*Status, "any"],
+    }
+
+
+async def _conversation_context(
+    session: AsyncSession, agent: Agent, conversation: Conversation
+) -> dict[str, Any]:
+    items, has_more = await conversation_timeline(session, conversation=conversation)
+    contact = await get_contact(
+        session, account_id=agent.account.id, contact_id=conversation.contact_id
+    )
+    return {
+        "conversation": conversation,
+        "contact": contact,
+        "identities": await identities_of(session, contact.id),
+        "previous": [
+            c
+            for c in await conversations_of(session, contact.id, viewer=agent.viewer, limit=6)
+            if c.id != conversation.id
+        ],
+        "timeline": items,
+        "has_more": has_more,
+        "names": await names_by_id(session, agent.account.id),
+        "agents": [a for a in await agents_of(session, agent.account.id) if a.is_active],
+        "teams": await teams_of(session, agent.account.id),
+        "routes": await reply_routes(session, conversation=conversation, policies=POLICIES),
+    }
+
+
+@router.get("/")
+async def home() -> Response:
+    return RedirectResponse("/conversations", status_code=303)
+
+
+@router.get("/conversations")
+async def conversation_list(
+    request: Request,
+    agent: CurrentAgent,
+    session: DbSession,
+    scope: str | None = None,
+    status: str | None = None,
+    inbox_id: Annotated[int | None, Query()] = None,
+    team_id: Annotated[int | None, Query()] = None,
+    cursor: str | None = None,
+) -> Response:
+    flt = _filter(scope, status, inbox_id, team_id)
+    context = await _list_context(session, agent, flt, cursor)
+    if request.headers.get("hx-target") == "conversation-list":
+        return render(request, "inbox/_list.html", context)
+    return render(request, "inbox/index.html", {**context, "conversation": None})
+
+
+@router.get("/conversations/{conversation_id}")
+async def conversation_view(
+    request: Request,
+    conversation_id: int,
+    agent: CurrentAgent,
+    session: DbSession,
+    scope: str | None = None,
+    status: str | None = None,
+    inbox_id: Annotated[int | None, Query()] = None,
+    team_id: Annotated[int | None, Query()] = None,
+) -> Response:
+    conversation = await get_visible_conversation(
+        session, viewer=agent.viewer, conversation_id=conversation_id
+    )
+    context = await _conversation_context(session, agent, conversation)
+    if request.headers.get("hx-target") == "conversation-pane":
+        return render(request, "inbox/_conversation.html", context)
+    flt = _filter(scope, status, inbox_id, team_id)
+    return render(
+        request,
+        "inbox/index.html",
+        {**await _list_context(session, agent, flt, None), **context},
+    )
+
+
+@router.get("/conversations/{conversation_id}/header")
+async def conversation_header(
+    request: Request, conversation_id: int, agent: CurrentAgent, session: DbSession
+) -> Response:
+    conversation = await get_visible_conversation(
+        session, viewer=agent.viewer, conversation_id=conversation_id
+    )
+    return render(
+        request,
+        "inbox/_header.html",
+        await _conversation_context(session, agent, conversation),
+    )
+
+
+@router.get("/conversations/{conversation_id}/timeline")
+async def older_timeline(
+    request: Request,
+    conversation_id: int,
+    agent: CurrentAgent,
+    session: DbSession,
+    before: int,
+) -> Response:
+    conversation = await get_visible_conversation(
+        session, viewer=agent.viewer, conversation_id=conversation_id
+    )
+    items, has_more = await conversation_timeline(
+        session, conversation=conversation, before_id=before
+    )
+    names = await names_by_id(session, agent.account.id)
+    return render(
+        request,
+        "inbox/_timeline_page.html",
+        {"conversation": conversation, "timeline": items, "has_more": has_more, "names": names},
+    )
+
+
+@router.get("/conversations/{conversation_id}/messages/{message_id}")
+async def message_fragment(
+    request: Request,
+    conversation_id: int,
+    message_id: int,
+    agent: CurrentAgent,
+    session: DbSession,
+) -> Response:
+    conversation = await get_visible_conversation(
+        session, viewer=agent.viewer, conversation_id=conversation_id
+    )
+    item = await message_in_conversation(session, conversation=conversation, message_id=message_id)
+    return render(request, "inbox/_message.html", {"item": item, "conversation": conversation})
+
+
+@router.post("/conversations/{conversation_id}/messages")
+async def post_message(
+    request: Request,
+    conversation_id: int,
+    agent: CurrentAgent,
+    session: DbSession,
+    content: Annotated[str, Form(max_length=65_536)] = "",
+    private: Annotated[bool, Form()] = False,
+    inbox_id: Annotated[int | None, Form()] = None,
+    client_id: Annotated[str | None, Form(max_length=64)] = None,
+) -> Response:
+    conversation = await get_visible_conversation(
+        session, viewer=agent.viewer, conversation_id=conversation_id
+    )
+    inbox = None
+    policy = None
+    if not private:
+        if inbox_id is None:
+            raise InvalidInput("choose a channel to reply on", field="inbox_id")
+        inbox = await get_inbox(session, account_id=agent.account.id, inbox_id=inbox_id)
+        policy = adapter_for(inbox.channel).policy
+    message = await actions.send_reply(
+        session,
+        conversation=conversation,
+        author=agent.user,
+        reply=actions.Reply(
+            content=content, private=private, inbox=inbox, policy=policy, client_id=client_id
+        ),
+    )
+    await events.commit(session)
+    item = await message_in_conversation(session, conversation=conversation, message_id=message.id)
+    return render(request, "inbox/_message.html", {"item": item, "conversation": conversation})
+
+
+@router.post("/conversations/{conversation_id}/assign")
+async def assign(
+    request: Request,
+    conversation_id: int,
+    agent: CurrentAgent,
+    session: DbSession,
+    assignee: Annotated[str, Form()] = "",
+    team: Annotated[str, Form()] = "",
+) -> Response:
+    conversation = await get_visible_conversation(
+        session, viewer=agent.viewer, conversation_id=conversation_id
+    )
+    assignee_id = agent.user.id if assignee == "me" else _optional_id(assignee)
+    await actions.assign_conversation(
+        session,
+        conversation=conversation,
+        actor=agent.user,
+        assignee_id=assignee_id,
+        team_id=_optional_id(team) if team != "keep" else conversation.team_id,
+    )
+    await events.commit(session)
+    return await _header_or_gone(request, session, agent, conversation_id)
+
+
+@router.post("/conversations/{conversation_id}/status")
+async def set_status(
+    request: Request,
+    conversation_id: int,
+    agent: CurrentAgent,
+    session: DbSession,
+    status: Annotated[Status, Form()],
+) -> Response:
+    conversation = await get_visible_conversation(
+        session, viewer=agent.viewer, conversation_id=conversation_id
+    )
+    if status == Status.snoozed:
+        raise InvalidInput("use the snooze menu to choose until when")
+    await actions.change_status(session, conversation=conversation, actor=agent.user, status=status)
+    await events.commit(session)
+    return await _header_or_gone(request, session, agent, conversation_id)
+
+
+@router.post("/conversations/{conversation_id}/messages/{message_id}/retry")
+async def retry_message(
+    request: Request,
+    conversation_id: int,
+    message_id: int,
+    agent: CurrentAgent,
+    session: DbSession,
+) -> Response:
+    conversation = await get_visible_conversation(
+        session, viewer=agent.viewer, conversation_id=conversation_id
+    )
+    message = await session.get(Message, message_id)
+    if message is None or message.conversation_id != conversation.id:
+        raise NotFound("message")
+    await actions.retry_delivery(session, message=message, actor=agent.user)
+    await events.commit(session)
+    item = await message_in_conversation(session, conversation=conversation, message_id=message_id)
+    return render(request, "inbox/_message.html", {"item": item, "conversation": conversation})
+
+
+def _optional_id(value: str) -> int | None:
+    if value in ("", "none"):
+        return None
+    if not value.isdigit():
+        raise InvalidInput("unknown choice")
+    return int(value)
+
+
+async def _header_or_gone(
+    request: Request, session: AsyncSession, agent: Agent, conversation_id: int
+) -> Response:
+    """The refreshed header, or a note that the conversation left this agent's view."""
+    try:
+        conversation = await get_visible_conversation(
+            session, viewer=agent.viewer, conversation_id=conversation_id
+        )
+    except NotFound:
+        return render(request, "inbox/_gone.html", {})
+    return render(
+        request, "inbox/_header.html", await _conversation_context(session, agent, conversation)
+    )

@@ -1,0 +1,106 @@
+"""The signed-in user's own settings: name, language, password, API tokens."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from starlette.responses import RedirectResponse, Response
+
+from rapport.domain import events
+from rapport.domain.agents import actions
+from rapport.domain.agents.queries import tokens_of
+from rapport.domain.errors import DomainError
+from rapport.web.deps import CurrentAgent, DbSession
+from rapport.web.templating import gettext_for, render
+
+router = APIRouter(prefix="/profile", include_in_schema=False)
+
+
+async def _page(
+    request: Request,
+    agent: CurrentAgent,
+    session: DbSession,
+    *,
+    notice: str | None = None,
+    error: str | None = None,
+    new_token: str | None = None,
+    status_code: int = 200,
+) -> Response:
+    return render(
+        request,
+        "profile.html",
+        {
+            "tokens": await tokens_of(session, agent.user.id),
+            "notice": notice,
+            "error": error,
+            "new_token": new_token,
+        },
+        status_code=status_code,
+    )
+
+
+@router.get("")
+async def profile(request: Request, agent: CurrentAgent, session: DbSession) -> Response:
+    return await _page(request, agent, session)
+
+
+@router.post("")
+async def save_profile(
+    request: Request,
+    agent: CurrentAgent,
+    session: DbSession,
+    name: Annotated[str, Form(max_length=200)],
+    locale: Annotated[str, Form()] = "",
+) -> Response:
+    user = await session.merge(agent.user)
+    await actions.update_profile(session, user=user, name=name, locale=locale or None)
+    await events.commit(session)
+    return RedirectResponse("/profile", status_code=303)
+
+
+@router.post("/password")
+async def change_password(
+    request: Request,
+    agent: CurrentAgent,
+    session: DbSession,
+    current_password: Annotated[str, Form(max_length=1024)],
+    new_password: Annotated[str, Form(max_length=1024)],
+) -> Response:
+    user = await session.merge(agent.user)
+    try:
+        await actions.change_password(
+            session, user=user, current_password=current_password, new_password=new_password
+        )
+    except DomainError as exc:
+        await events.rollback(session)
+        message = gettext_for(request)(str(exc))
+        return await _page(request, agent, session, error=message, status_code=422)
+    await events.commit(session)
+    # This session continues under the new version; every other one is now invalid.
+    request.session["ver"] = user.session_version
+    return await _page(
+        request,
+        agent,
+        session,
+        notice=gettext_for(request)("Password changed. Other sessions were signed out."),
+    )
+
+
+@router.post("/tokens")
+async def create_token(
+    request: Request,
+    agent: CurrentAgent,
+    session: DbSession,
+    name: Annotated[str, Form(max_length=120)],
+) -> Response:
+    _token, plain = await actions.create_api_token(session, user=agent.user, name=name)
+    await events.commit(session)
+    return await _page(request, agent, session, new_token=plain)
+
+
+@router.post("/tokens/{token_id}/revoke")
+async def revoke_token(token_id: int, agent: CurrentAgent, session: DbSession) -> Response:
+    await actions.revoke_api_token(session, user=agent.user, token_id=token_id)
+    await events.commit(session)
+    return RedirectResponse("/profile", status_code=303)

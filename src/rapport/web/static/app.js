@@ -1,0 +1,300 @@
+/* Rapport agent UI: CSRF for htmx, the live connection, keyboard shortcuts, the composer. */
+(function () {
+  "use strict";
+
+  const body = document.body;
+  const csrf = body.dataset.csrf;
+
+  /* ---- htmx: CSRF header, errors as toasts, dedupe of live-appended messages ---------------- */
+
+  document.addEventListener("htmx:configRequest", (e) => {
+    e.detail.headers["X-CSRF-Token"] = csrf;
+  });
+
+  function toast(text, kind) {
+    const box = document.getElementById("toasts");
+    if (!box) return;
+    const el = document.createElement("div");
+    el.className = "toast" + (kind ? " " + kind : "");
+    el.textContent = text;
+    box.appendChild(el);
+    setTimeout(() => el.remove(), 6000);
+  }
+
+  document.addEventListener("htmx:responseError", (e) => {
+    const xhr = e.detail.xhr;
+    toast((xhr.responseText || "").slice(0, 300) || "Error " + xhr.status, "error");
+  });
+  document.addEventListener("htmx:sendError", () => toast(body.dataset.offlineLabel, "error"));
+
+  function dedupeTimeline() {
+    const seen = new Set();
+    const items = Array.from(document.querySelectorAll("#timeline > li[id]")).reverse();
+    for (const li of items) {
+      if (seen.has(li.id)) li.remove(); else seen.add(li.id);
+    }
+  }
+
+  function scrollTimeline(force) {
+    const tl = document.getElementById("timeline");
+    if (!tl) return;
+    const nearBottom = tl.scrollHeight - tl.scrollTop - tl.clientHeight < 160;
+    if (force || nearBottom) tl.scrollTop = tl.scrollHeight;
+  }
+
+  document.addEventListener("htmx:afterSwap", (e) => {
+    const target = e.detail.target;
+    if (target.id === "timeline") { dedupeTimeline(); scrollTimeline(true); }
+    if (target.id === "conversation-pane") { scrollTimeline(true); markSelected(); setupComposer(); }
+    if (target.id === "conversation-list" || target.id === "conv-more") { markSelected(); }
+  });
+
+  /* ---- the open conversation and the list --------------------------------------------------- */
+
+  function openConversationId() {
+    const el = document.getElementById("conversation");
+    return el ? Number(el.dataset.conversationId) : null;
+  }
+
+  function markSelected() {
+    const id = openConversationId();
+    document.querySelectorAll(".conv-item").forEach((a) => {
+      a.classList.toggle("selected", Number(a.dataset.conversationId) === id);
+    });
+  }
+
+  let listTimer = null;
+  function refreshList() {
+    clearTimeout(listTimer);
+    listTimer = setTimeout(() => {
+      const list = document.getElementById("conversation-list");
+      const items = document.getElementById("conv-items");
+      if (!list || !items || !window.htmx) return;
+      const query = items.dataset.filterQuery || "";
+      const scroll = items.scrollTop;
+      htmx.ajax("GET", "/conversations?" + query, { target: "#conversation-list", swap: "innerHTML" })
+        .then(() => { const again = document.getElementById("conv-items"); if (again) again.scrollTop = scroll; });
+    }, 250);
+  }
+
+  function refreshHeader(id) {
+    if (!document.getElementById("conversation-header")) return;
+    htmx.ajax("GET", "/conversations/" + id + "/header", { target: "#conversation-header", swap: "innerHTML" });
+  }
+
+  function upsertMessage(conversationId, messageId) {
+    const url = "/conversations/" + conversationId + "/messages/" + messageId;
+    const existing = document.getElementById("message-" + messageId);
+    if (existing) {
+      htmx.ajax("GET", url, { target: "#message-" + messageId, swap: "outerHTML" });
+      return;
+    }
+    htmx.ajax("GET", url, { target: "#timeline", swap: "beforeend" }).then(() => {
+      dedupeTimeline();
+      const el = document.getElementById("message-" + messageId);
+      if (el) el.classList.add("fresh");
+      scrollTimeline(false);
+    });
+  }
+
+  function onEvent(ev) {
+    const data = ev.data || {};
+    const open = openConversationId();
+    const here = open !== null && data.conversation_id === open;
+    switch (ev.type) {
+      case "message.created":
+        if (here) upsertMessage(open, data.message_id);
+        refreshList();
+        break;
+      case "message.status_changed":
+        if (here) upsertMessage(open, data.message_id);
+        break;
+      case "conversation.assigned":
+      case "conversation.status_changed":
+      case "conversation.channel_switched":
+        if (here) refreshHeader(open);
+        refreshList();
+        break;
+      case "conversation.created":
+        refreshList();
+        break;
+      default:
+        break;
+    }
+    document.dispatchEvent(new CustomEvent("rapport:event", { detail: ev }));
+  }
+
+  /* ---- the live connection: resume from the last event seen, never lose one ----------------- */
+
+  const SEQ_KEY = "rapport.lastSeq";
+  const status = document.getElementById("live-status");
+
+  function setLive(live) {
+    if (!status) return;
+    status.classList.toggle("live", live);
+    status.classList.toggle("offline", !live);
+    status.title = live ? body.dataset.liveLabel : body.dataset.offlineLabel;
+    body.dataset.live = live ? "true" : "false";
+  }
+
+  function lastSeq() { return Number(sessionStorage.getItem(SEQ_KEY) || 0); }
+  function saveSeq(seq) { if (seq > lastSeq()) sessionStorage.setItem(SEQ_KEY, String(seq)); }
+
+  let socket = null;
+  let attempts = 0;
+
+  function connect() {
+    if (!status) return; // not signed in
+    const proto = location.protocol === "https:" ? "wss:" : "ws:";
+    const seq = lastSeq();
+    const url = proto + "//" + location.host + "/ws" + (seq ? "?after=" + seq : "");
+    socket = new WebSocket(url);
+    socket.onmessage = (msg) => {
+      const ev = JSON.parse(msg.data);
+      if (ev.kind === "event") {
+        if (ev.seq <= lastSeq()) return;
+        saveSeq(ev.seq);
+        onEvent(ev);
+      } else if (ev.kind === "live") {
+        saveSeq(ev.seq);
+        attempts = 0;
+        setLive(true);
+      } else if (ev.kind === "reset") {
+        sessionStorage.setItem(SEQ_KEY, String(ev.seq));
+        refreshList();
+        const open = openConversationId();
+        if (open) htmx.ajax("GET", "/conversations/" + open, { target: "#conversation-pane", swap: "innerHTML" });
+      }
+    };
+    socket.onclose = (e) => {
+      setLive(false);
+      if (e.code === 4401) { location.href = "/login?next=" + encodeURIComponent(location.pathname); return; }
+      attempts += 1;
+      const delay = Math.min(10000, 300 * 2 ** Math.min(attempts, 6)) * (0.7 + Math.random() * 0.6);
+      setTimeout(connect, delay);
+    };
+  }
+
+  /* ---- composer ----------------------------------------------------------------------------- */
+
+  function newClientId() {
+    return (crypto.randomUUID && crypto.randomUUID()) || String(Date.now()) + Math.random().toString(16).slice(2);
+  }
+
+  function setupComposer() {
+    const form = document.getElementById("composer");
+    if (!form || form.dataset.ready) return;
+    form.dataset.ready = "1";
+    const text = form.querySelector("textarea");
+    const route = form.querySelector("#reply-route");
+    const hint = form.querySelector("#route-hint");
+    const clientId = form.querySelector("input[name=client_id]");
+    clientId.value = newClientId();
+
+    function updateMode() {
+      const note = form.querySelector("input[name=private]:checked").value === "true";
+      form.classList.toggle("note-mode", note);
+      if (route) route.disabled = note;
+      text.placeholder = note ? text.dataset.placeholderNote : text.dataset.placeholderReply;
+    }
+    function updateHint() {
+      if (!route || !hint) return;
+      const opt = route.selectedOptions[0];
+      const reason = opt ? opt.dataset.reason : "";
+      hint.textContent = reason || "";
+      hint.classList.toggle("warn", Boolean(reason));
+    }
+    form.addEventListener("change", (e) => {
+      if (e.target.name === "private") updateMode();
+      if (e.target === route) updateHint();
+    });
+    text.addEventListener("keydown", (e) => {
+      if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) { e.preventDefault(); htmx.trigger(form, "submit"); }
+      if (e.key === "Escape") text.blur();
+    });
+    form.addEventListener("htmx:afterRequest", (e) => {
+      if (e.detail.successful) { text.value = ""; clientId.value = newClientId(); }
+    });
+    updateMode();
+    updateHint();
+  }
+
+  /* ---- keyboard shortcuts ------------------------------------------------------------------- */
+
+  function typing(e) {
+    const t = e.target;
+    return t.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(t.tagName);
+  }
+
+  let cursor = -1;
+  function moveCursor(step) {
+    const items = Array.from(document.querySelectorAll(".conv-item"));
+    if (!items.length) return;
+    if (cursor < 0) cursor = items.findIndex((a) => a.classList.contains("selected"));
+    cursor = Math.max(0, Math.min(items.length - 1, cursor + step));
+    items.forEach((a, i) => a.classList.toggle("cursor", i === cursor));
+    items[cursor].scrollIntoView({ block: "nearest" });
+    items[cursor].focus();
+  }
+
+  function clickShortcut(key) {
+    const btn = document.querySelector('#conversation-header [data-shortcut="' + key + '"]');
+    if (btn) btn.click();
+  }
+
+  function focusComposer(note) {
+    const form = document.getElementById("composer");
+    if (!form) return;
+    const radio = form.querySelector('input[name=private][value="' + (note ? "true" : "false") + '"]');
+    radio.checked = true;
+    radio.dispatchEvent(new Event("change", { bubbles: true }));
+    form.querySelector("textarea").focus();
+  }
+
+  let pendingG = false;
+  document.addEventListener("keydown", (e) => {
+    if (e.defaultPrevented || e.altKey || e.ctrlKey || e.metaKey || typing(e)) return;
+    if (pendingG) {
+      pendingG = false;
+      if (e.key === "i") location.href = "/conversations";
+      if (e.key === "c") location.href = "/contacts";
+      return;
+    }
+    const help = document.getElementById("help");
+    switch (e.key) {
+      case "j": moveCursor(1); break;
+      case "k": moveCursor(-1); break;
+      case "r": focusComposer(false); break;
+      case "n": focusComposer(true); break;
+      case "a": clickShortcut("a"); break;
+      case "e": clickShortcut("e"); break;
+      case "o": clickShortcut("o"); break;
+      case "1": case "2": case "3": {
+        const tab = document.querySelector('[data-scope-key="' + e.key + '"]');
+        if (tab) tab.click(); else return;
+        break;
+      }
+      case "/": {
+        const search = document.querySelector("[data-shortcut-focus='/']");
+        if (search) search.focus(); else return;
+        break;
+      }
+      case "g": pendingG = true; setTimeout(() => { pendingG = false; }, 1200); break;
+      case "?": if (help) help.showModal(); break;
+      default: return;
+    }
+    e.preventDefault();
+  });
+
+  document.addEventListener("click", (e) => {
+    const trigger = e.target.closest("[data-action=help]");
+    if (trigger) document.getElementById("help").showModal();
+  });
+
+  document.addEventListener("DOMContentLoaded", () => {
+    markSelected();
+    setupComposer();
+    scrollTimeline(true);
+    connect();
+  });
+})();

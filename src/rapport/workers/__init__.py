@@ -1,0 +1,1 @@
+"""Workers: the outbox relay and the jobs it runs. Thin: they call actions and adapters."""

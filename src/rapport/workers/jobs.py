@@ -1,0 +1,19 @@
+"""The one explicit map from outbox job kind to handler. Nothing is discovered by name."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from rapport.db.outbox import ClaimedJob
+from rapport.domain.conversations.actions import DELIVER_JOB
+from rapport.domain.inboxes.actions import PROCESS_INBOUND_JOB
+from rapport.services import Services
+from rapport.workers.delivery import deliver_message
+from rapport.workers.inbound import process_inbound
+
+Handler = Callable[[Services, ClaimedJob], Awaitable[None]]
+
+JOBS: dict[str, Handler] = {
+    PROCESS_INBOUND_JOB: process_inbound,
+    DELIVER_JOB: deliver_message,
+}

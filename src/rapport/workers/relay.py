@@ -1,0 +1,148 @@
+"""The outbox relay: claim due jobs, run their handlers, retry with backoff, never lose one.
+
+Handlers complete their own job inside their own transaction (so "done" and the job's effects
+commit together). An exception leaves the job to be retried with backoff; a worker that dies
+mid-job leaves its lease to expire and another worker takes the job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import traceback
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import structlog
+from prometheus_client import Counter, Histogram
+
+from rapport.db import outbox
+from rapport.db.outbox import ClaimedJob
+from rapport.domain import events
+from rapport.services import Services
+from rapport.workers.inbound import RetryLater
+from rapport.workers.jobs import JOBS
+
+log = structlog.get_logger(__name__)
+
+JOBS_DONE = Counter("rapport_jobs_total", "Outbox jobs run", ["kind", "outcome"])
+JOB_SECONDS = Histogram("rapport_job_seconds", "Time to run one outbox job", ["kind"])
+
+
+def default_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class Worker:
+    def __init__(
+        self,
+        services: Services,
+        *,
+        worker_id: str | None = None,
+        concurrency: int | None = None,
+        idle_poll_seconds: float = 0.5,
+    ) -> None:
+        self._services = services
+        self.worker_id = worker_id or default_worker_id()
+        self._concurrency = concurrency or services.settings.worker_concurrency
+        self._idle = idle_poll_seconds
+        self._wake = asyncio.Event()
+        services.bus.on_wake(self._wake.set)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Work until `stop` is set; sleeps when idle until woken by a commit or the poll."""
+        log.info("worker.started", worker_id=self.worker_id, concurrency=self._concurrency)
+        while not stop.is_set():
+            try:
+                done = await self.run_once()
+            except Exception as exc:  # the database may be restarting: wait and try again
+                log.warning("worker.claim_failed", error=str(exc))
+                done = 0
+            if done == 0:
+                self._wake.clear()
+                waiters = [
+                    asyncio.ensure_future(self._wake.wait()),
+                    asyncio.ensure_future(stop.wait()),
+                ]
+                await asyncio.wait(waiters, timeout=self._idle, return_when=asyncio.FIRST_COMPLETED)
+                for waiter in waiters:
+                    waiter.cancel()
+        log.info("worker.stopped", worker_id=self.worker_id)
+
+    async def run_once(self) -> int:
+        """Claim one batch and run it; returns how many jobs were taken."""
+        async with self._services.session() as session:
+            jobs = await outbox.claim(
+                session,
+                worker_id=self.worker_id,
+                limit=self._concurrency,
+                lease_seconds=self._services.settings.outbox_lease_seconds,
+            )
+        if jobs:
+            await asyncio.gather(*(self._run(job) for job in jobs))
+        return len(jobs)
+
+    async def drain(self, *, max_rounds: int = 100) -> int:
+        """Run until no job is due (tests and the demo seed use this)."""
+        total = 0
+        for _ in range(max_rounds):
+            done = await self.run_once()
+            total += done
+            if done == 0:
+                break
+        return total
+
+    async def _run(self, job: ClaimedJob) -> None:
+        handler = JOBS.get(job.kind)
+        with JOB_SECONDS.labels(job.kind).time():
+            try:
+                if handler is None:
+                    raise LookupError(f"no handler for job kind {job.kind!r}")
+                await handler(self._services, job)
+            except RetryLater as exc:
+                await self._retry(job, str(exc), exc.delay)
+                JOBS_DONE.labels(job.kind, "retry").inc()
+            except Exception as exc:
+                log.error(
+                    "worker.job_failed",
+                    job_id=job.id,
+                    kind=job.kind,
+                    attempts=job.attempts,
+                    error=f"{type(exc).__name__}: {exc}",
+                )
+                await self._retry(job, "".join(traceback.format_exception_only(exc)).strip(), None)
+                JOBS_DONE.labels(job.kind, "error").inc()
+            else:
+                JOBS_DONE.labels(job.kind, "ok").inc()
+
+    async def _retry(self, job: ClaimedJob, error: str, delay: float | None) -> None:
+        try:
+            async with self._services.session() as session:
+                dead = await outbox.retry_later(
+                    session,
+                    job_id=job.id,
+                    attempts=job.attempts,
+                    error=error,
+                    max_attempts=self._services.settings.outbox_max_attempts,
+                    delay_seconds=delay,
+                )
+                await events.commit(session)
+            if dead:
+                log.error("worker.job_dead", job_id=job.id, kind=job.kind)
+        except Exception as exc:  # the lease will expire and the job comes back by itself
+            log.warning("worker.retry_not_recorded", job_id=job.id, error=str(exc))
+
+
+@asynccontextmanager
+async def worker_in_background(services: Services) -> AsyncIterator[Worker]:
+    """Run a worker inside this process (`rapport demo`, `rapport serve --with-worker`)."""
+    stop = asyncio.Event()
+    worker = Worker(services)
+    task = asyncio.create_task(worker.run(stop), name="worker")
+    try:
+        yield worker
+    finally:
+        stop.set()
+        await task
