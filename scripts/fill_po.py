@@ -1,6 +1,6 @@
 """Fill missing translations of a .po catalog from a Python dict file (used when adding strings).
 
-    python scripts/fill_po.py src/rapport/locale/es/LC_MESSAGES/messages.po translations.py
+python scripts/fill_po.py src/rapport/locale/es/LC_MESSAGES/messages.po translations.py
 """
 
 import runpy

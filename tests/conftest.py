@@ -136,6 +136,7 @@ def make_settings(db_url: str, tmp_path: Path, **overrides: object) -> Settings:
         "http_allow_private": True,
         "login_rate_limit": "1000/minute",
         "redis_url": None,
+        "redis_prefix": f"rapport-test-{uuid.uuid4().hex[:8]}",
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

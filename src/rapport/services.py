@@ -101,7 +101,7 @@ def build_services(settings: Settings, *, with_hub: bool) -> Services:
         db=open_database(settings.database_url),
         box=SecretBox(settings.secret_key.get_secret_value()),
         files=LocalFileStore(settings.storage_dir),
-        bus=create_bus(settings.redis_url),
+        bus=create_bus(settings.redis_url, prefix=settings.redis_prefix),
         http=build_client(
             allow_private=settings.http_allow_private, timeout=settings.http_timeout_seconds
         ),

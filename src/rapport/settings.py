@@ -47,6 +47,8 @@ class Settings(BaseSettings):
     env: Environment = Environment.development
     database_url: str = "sqlite:///var/rapport.db"
     redis_url: str | None = None
+    # Namespace of Rapport's Redis channels and keys, so deployments can share one Redis.
+    redis_prefix: str = "rapport"
     secret_key: SecretStr = SecretStr(PLACEHOLDER_SECRET)
     public_url: str = "http://localhost:8000"
 

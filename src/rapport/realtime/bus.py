@@ -17,8 +17,6 @@ import structlog
 
 from rapport.domain.events import PublishedEvent
 
-EVENTS_CHANNEL = "rapport:events"
-WAKE_CHANNEL = "rapport:outbox"
 
 log = structlog.get_logger(__name__)
 
@@ -89,9 +87,11 @@ class MemoryBus(_Listeners):
 class RedisBus(_Listeners):
     """Redis pub/sub across nodes; reconnects by itself and tells listeners to catch up."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, prefix: str = "rapport") -> None:
         super().__init__()
         self._url = url
+        self.events_channel = f"{prefix}:events"
+        self.wake_channel = f"{prefix}:outbox"
         self._client: redis.Redis | None = None
         self._task: asyncio.Task[None] | None = None
         self.connected = asyncio.Event()
@@ -120,7 +120,7 @@ class RedisBus(_Listeners):
             assert self._client is not None
             async with self._client.pipeline(transaction=False) as pipe:
                 for event in events:
-                    pipe.publish(EVENTS_CHANNEL, json.dumps(event.to_wire()))
+                    pipe.publish(self.events_channel, json.dumps(event.to_wire()))
                 await pipe.execute()
         except (redis.RedisError, OSError) as exc:
             # Other nodes catch up from the event log; nothing is lost.
@@ -130,7 +130,7 @@ class RedisBus(_Listeners):
         self.wake()
         with contextlib.suppress(redis.RedisError, OSError):
             assert self._client is not None
-            await self._client.publish(WAKE_CHANNEL, b"1")
+            await self._client.publish(self.wake_channel, b"1")
 
     async def _listen(self) -> None:
         delay = 0.1
@@ -150,7 +150,7 @@ class RedisBus(_Listeners):
         assert self._client is not None
         pubsub = self._client.pubsub(ignore_subscribe_messages=True)
         try:
-            await pubsub.subscribe(EVENTS_CHANNEL, WAKE_CHANNEL)
+            await pubsub.subscribe(self.events_channel, self.wake_channel)
             self.connected.set()
             for listener in self.reconnects:
                 await listener()
@@ -167,7 +167,7 @@ class RedisBus(_Listeners):
     async def _handle(self, message: dict[str, Any]) -> None:
         channel = message["channel"]
         channel = channel.decode() if isinstance(channel, bytes) else channel
-        if channel == WAKE_CHANNEL:
+        if channel == self.wake_channel:
             self.wake()
             return
         wire = json.loads(message["data"])
@@ -175,5 +175,5 @@ class RedisBus(_Listeners):
         await self.deliver(wire)
 
 
-def create_bus(redis_url: str | None) -> Bus:
-    return RedisBus(redis_url) if redis_url else MemoryBus()
+def create_bus(redis_url: str | None, *, prefix: str = "rapport") -> Bus:
+    return RedisBus(redis_url, prefix=prefix) if redis_url else MemoryBus()

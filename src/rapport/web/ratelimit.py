@@ -12,14 +12,18 @@ from rapport.services import Services
 
 
 @cache
-def _limiter(redis_url: str | None) -> MovingWindowRateLimiter:
-    storage: Storage = RedisStorage(f"async+{redis_url}") if redis_url else MemoryStorage()
+def _limiter(redis_url: str | None, prefix: str) -> MovingWindowRateLimiter:
+    storage: Storage = (
+        RedisStorage(f"async+{redis_url}", key_prefix=f"{prefix}:limits")
+        if redis_url
+        else MemoryStorage()
+    )
     return MovingWindowRateLimiter(storage)
 
 
 async def hit(services: Services, limit: str, *keys: str) -> bool:
     """Count one attempt; False once the limit is reached. Fails open if Redis is down."""
-    limiter = _limiter(services.settings.redis_url)
+    limiter = _limiter(services.settings.redis_url, services.settings.redis_prefix)
     try:
         return bool(await limiter.hit(parse(limit), *keys))
     except Exception:
