@@ -33,7 +33,6 @@ def upgrade() -> None:
         sa.Column("join_policy", sa.String(length=16), nullable=False),
         sa.Column("join_window_hours", sa.Integer(), nullable=False),
         sa.Column("agent_visibility", sa.String(length=16), nullable=False),
-        sa.Column("event_seq", BIGID, nullable=False),
         sa.Column("created_at", TIMESTAMP, nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_accounts")),
     )
@@ -408,6 +407,19 @@ def upgrade() -> None:
         batch_op.create_index("uq_events_account_seq", ["account_id", "seq"], unique=True)
 
     op.create_table(
+        "event_counters",
+        sa.Column("account_id", BIGID, nullable=False),
+        sa.Column("last_seq", BIGID, nullable=False),
+        sa.ForeignKeyConstraint(
+            ["account_id"],
+            ["accounts.id"],
+            name=op.f("fk_event_counters_account_id_accounts"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("account_id", name=op.f("pk_event_counters")),
+    )
+
+    op.create_table(
         "messages",
         sa.Column("id", BIGID, autoincrement=True, nullable=False),
         sa.Column("account_id", BIGID, nullable=False),
@@ -525,6 +537,7 @@ def downgrade() -> None:
         batch_op.drop_index("ix_events_contact")
 
     op.drop_table("events")
+    op.drop_table("event_counters")
     with op.batch_alter_table("inbound_events", schema=None) as batch_op:
         batch_op.drop_index("uq_inbound_events_inbox_key")
         batch_op.drop_index(

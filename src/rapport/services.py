@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from rapport.db.engine import Database, open_database
 from rapport.domain import events
-from rapport.domain.accounts.models import Account
+from rapport.domain.events import EventCounter
 from rapport.lib.crypto import SecretBox, check_purpose_token, purpose_token
 from rapport.lib.http import build_client
 from rapport.lib.storage import LocalFileStore
@@ -75,7 +75,9 @@ class Services:
     async def latest_seqs(self, account_ids: Sequence[int]) -> dict[int, int]:
         async with self.read_session() as session:
             rows = await session.execute(
-                select(Account.id, Account.event_seq).where(Account.id.in_(list(account_ids)))
+                select(EventCounter.account_id, EventCounter.last_seq).where(
+                    EventCounter.account_id.in_(list(account_ids))
+                )
             )
             return {int(a): int(s) for a, s in rows.all()}
 

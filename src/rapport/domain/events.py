@@ -18,17 +18,28 @@ from enum import StrEnum
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, select, update
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from rapport.db.base import Base, BigId, JsonDoc
 from rapport.db.types import UTCDateTime
-from rapport.domain.accounts.models import Account
 from rapport.lib.clock import utcnow
 
 PENDING_KEY = "rapport.pending_events"
 AFTER_COMMIT_KEY = "rapport.after_commit"
+
+
+class EventCounter(Base):
+    """The last event number handed out per account (its own row, so nothing else locks it)."""
+
+    __tablename__ = "event_counters"
+
+    account_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+    last_seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"))
 
 
 class Event(Base):
@@ -303,14 +314,7 @@ async def _write_events(session: AsyncSession, pending: list[_Pending]) -> list[
     # Lock account rows in id order so two transactions touching two accounts cannot deadlock.
     for account_id in sorted(by_account):
         items = by_account[account_id]
-        last = await session.scalar(
-            update(Account)
-            .where(Account.id == account_id)
-            .values(event_seq=Account.event_seq + len(items))
-            .returning(Account.event_seq)
-        )
-        if last is None:
-            raise LookupError(f"account {account_id} does not exist")
+        last = await _take_numbers(session, account_id, len(items))
         first = last - len(items) + 1
         for offset, item in enumerate(items):
             seq = first + offset
@@ -333,6 +337,19 @@ async def _write_events(session: AsyncSession, pending: list[_Pending]) -> list[
     return published
 
 
+async def _take_numbers(session: AsyncSession, account_id: int, count: int) -> int:
+    """Reserve `count` numbers; the upsert holds the counter row's lock until commit."""
+    dialect = session.get_bind().dialect.name
+    builder = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    table = EventCounter.__table__
+    stmt = builder(table).values(account_id=account_id, last_seq=count)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[table.c.account_id],
+        set_={"last_seq": table.c.last_seq + count},
+    ).returning(table.c.last_seq)
+    return int((await session.execute(stmt)).scalar_one())
+
+
 async def events_after(
     session: AsyncSession, *, account_id: int, after_seq: int, limit: int = 500
 ) -> list[PublishedEvent]:
@@ -347,5 +364,7 @@ async def events_after(
 
 
 async def latest_seq(session: AsyncSession, *, account_id: int) -> int:
-    value = await session.scalar(select(Account.event_seq).where(Account.id == account_id))
+    value = await session.scalar(
+        select(EventCounter.last_seq).where(EventCounter.account_id == account_id)
+    )
     return int(value or 0)

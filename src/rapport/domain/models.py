@@ -6,7 +6,7 @@ from rapport.domain.accounts.models import Account
 from rapport.domain.agents.models import ApiToken, Team, TeamMember, User
 from rapport.domain.contacts.models import Contact, Identity
 from rapport.domain.conversations.models import Attachment, Conversation, Message
-from rapport.domain.events import Event
+from rapport.domain.events import Event, EventCounter
 from rapport.domain.inboxes.models import InboundEvent, Inbox
 
 __all__ = [
@@ -17,6 +17,7 @@ __all__ = [
     "Contact",
     "Conversation",
     "Event",
+    "EventCounter",
     "Identity",
     "InboundEvent",
     "Inbox",

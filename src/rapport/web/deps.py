@@ -38,8 +38,13 @@ def get_services(request: Request) -> Services:
 Svc = Annotated[Services, Depends(get_services)]
 
 
-async def _db_session(services: Svc) -> AsyncIterator[AsyncSession]:
-    async with services.session() as session:
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+async def _db_session(request: Request, services: Svc) -> AsyncIterator[AsyncSession]:
+    """Reads for safe methods, writes otherwise: a page view never holds SQLite's write lock."""
+    factory = services.read_session if request.method in SAFE_METHODS else services.session
+    async with factory() as session:
         yield session
 
 
@@ -94,7 +99,7 @@ async def _admin_agent(agent: CurrentAgent) -> Agent:
 AdminAgent = Annotated[Agent, Depends(_admin_agent)]
 
 
-async def _api_agent(request: Request, session: DbSession) -> Agent:
+async def _api_agent(request: Request, session: DbSession, services: Svc) -> Agent:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
@@ -103,8 +108,10 @@ async def _api_agent(request: Request, session: DbSession) -> Agent:
     if found is None:
         raise ApiAuthFailed()
     user, api_token = found
-    await agent_actions.touch_api_token(session, token=api_token)
-    await events.commit(session)
+    async with services.session() as writer:
+        token = await writer.merge(api_token, load=False)
+        await agent_actions.touch_api_token(writer, token=token)
+        await events.commit(writer)
     account = await session.get(Account, user.account_id)
     assert account is not None
     return Agent(user=user, account=account, viewer=await viewer_for(session, user, account))

@@ -25,7 +25,6 @@ async def create_account(
         locale=locale,
         join_policy=JoinPolicy.always,
         agent_visibility=Visibility.all,
-        event_seq=0,
     )
     session.add(account)
     await session.flush()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, Integer, String
+from sqlalchemy import Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from rapport.db.base import Base, BigId
@@ -40,9 +40,4 @@ class Account(Base):
     join_policy: Mapped[str] = mapped_column(String(16), default=JoinPolicy.always)
     join_window_hours: Mapped[int] = mapped_column(Integer, default=72)
     agent_visibility: Mapped[str] = mapped_column(String(16), default=Visibility.all)
-    # Last per-account event number handed out; taken with a row lock at commit so events of one
-    # account are numbered in commit order with no gaps (see domain/events.py).
-    event_seq: Mapped[int] = mapped_column(
-        BigInteger().with_variant(Integer(), "sqlite"), default=0
-    )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
