@@ -15,10 +15,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, select
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Table, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
@@ -341,12 +341,15 @@ async def _take_numbers(session: AsyncSession, account_id: int, count: int) -> i
     """Reserve `count` numbers; the upsert holds the counter row's lock until commit."""
     dialect = session.get_bind().dialect.name
     builder = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    table = EventCounter.__table__
-    stmt = builder(table).values(account_id=account_id, last_seq=count)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[table.c.account_id],
-        set_={"last_seq": table.c.last_seq + count},
-    ).returning(table.c.last_seq)
+    table = cast(Table, EventCounter.__table__)
+    stmt = (
+        builder(table)
+        .values(account_id=account_id, last_seq=count)
+        .on_conflict_do_update(
+            index_elements=[table.c.account_id], set_={"last_seq": table.c.last_seq + count}
+        )
+        .returning(table.c.last_seq)
+    )
     return int((await session.execute(stmt)).scalar_one())
 
 

@@ -109,8 +109,8 @@ async def _api_agent(request: Request, session: DbSession, services: Svc) -> Age
         raise ApiAuthFailed()
     user, api_token = found
     async with services.session() as writer:
-        token = await writer.merge(api_token, load=False)
-        await agent_actions.touch_api_token(writer, token=token)
+        used = await writer.merge(api_token, load=False)
+        await agent_actions.touch_api_token(writer, token=used)
         await events.commit(writer)
     account = await session.get(Account, user.account_id)
     assert account is not None
