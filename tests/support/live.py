@@ -78,4 +78,9 @@ class WebhookReceiver:
                 return Response("busy", status_code=status, headers=headers)
             return JSONResponse({"id": f"ext-{len(self.calls)}"})
 
-        return Starlette(routes=[Route("/hook", hook, methods=["POST"])])
+        async def file(request: Request) -> Response:
+            return Response(b"%PDF-1.4 fake receipt", media_type="application/pdf")
+
+        return Starlette(
+            routes=[Route("/hook", hook, methods=["POST"]), Route("/files/{name}", file)]
+        )

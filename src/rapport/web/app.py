@@ -52,9 +52,11 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned = services is None
         running = services or build_services(settings, with_hub=True)
         app.state.services = running
-        await running.start()
+        if owned:
+            await running.start()
         async with AsyncExitStack() as stack:
             for start in background:
                 await stack.enter_async_context(start(running))
@@ -62,7 +64,8 @@ def create_app(
                 yield
             finally:
                 await stack.aclose()
-                await running.stop()
+                if owned:
+                    await running.stop()
 
     app = FastAPI(
         title="Rapport",

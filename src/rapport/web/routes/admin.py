@@ -104,6 +104,42 @@ async def new_inbox(
     return await _inbox_form(request, session, agent, channel=channel, inbox=None, current=None)
 
 
+async def _store_inbox(
+    session: AsyncSession,
+    services: Services,
+    agent: Agent,
+    *,
+    form: dict[str, str],
+    channel: str,
+    inbox: Inbox | None,
+    config: dict[str, Any],
+) -> Inbox:
+    name = form.get("name", "").strip()
+    team_id = int(form["team_id"]) if form.get("team_id", "").isdigit() else None
+    teams = {t.id for t in await teams_of(session, agent.account.id)}
+    if team_id is not None and team_id not in teams:
+        raise NotFound("team")
+    if inbox is None:
+        return await inbox_actions.create_inbox(
+            session,
+            account_id=agent.account.id,
+            name=name,
+            channel=channel,
+            config=config,
+            box=services.box,
+            team_id=team_id,
+        )
+    return await inbox_actions.update_inbox(
+        session,
+        inbox=inbox,
+        name=name,
+        config=config,
+        box=services.box,
+        team_id=team_id,
+        is_active=form.get("is_active") == "on",
+    )
+
+
 async def _save_inbox(
     request: Request,
     session: AsyncSession,
@@ -117,7 +153,6 @@ async def _save_inbox(
     adapter = adapter_for(channel)
     current = inbox_config(inbox, services.box) if inbox else None
     name = form.get("name", "").strip()
-    team_id = int(form["team_id"]) if form.get("team_id", "").isdigit() else None
     try:
         config = adapter.validate_config(config_from_form(adapter, form, current))
     except ValidationError as exc:
@@ -132,53 +167,33 @@ async def _save_inbox(
             name=name,
             status_code=422,
         )
-    if team_id is not None and team_id not in {
-        t.id for t in await teams_of(session, agent.account.id)
-    }:
-        raise NotFound("team")
-    if inbox is None:
-        inbox = await inbox_actions.create_inbox(
-            session,
-            account_id=agent.account.id,
-            name=name,
-            channel=channel,
-            config=config,
-            box=services.box,
-            team_id=team_id,
-        )
-    else:
-        await inbox_actions.update_inbox(
-            session,
-            inbox=inbox,
-            name=name,
-            config=config,
-            box=services.box,
-            team_id=team_id,
-            is_active=form.get("is_active") == "on",
-        )
+    ctx = SendContext(
+        http=services.http, read_file=services.files.read, public_url=services.settings.public_url
+    )
     try:
-        ctx = SendContext(
-            http=services.http,
-            read_file=services.files.read,
-            public_url=services.settings.public_url,
-        )
-        await adapter.connect(inbox.id, adapter.load_config(config), ctx)
-    except Exception as exc:  # show the provider's complaint; keep nothing half-done
-        await events.rollback(session)
-        _ = gettext_for(request)
+        # A savepoint: when the provider refuses the connection, nothing of it is saved.
+        async with session.begin_nested():
+            saved = await _store_inbox(
+                session, services, agent, form=form, channel=channel, inbox=inbox, config=config
+            )
+            await adapter.connect(saved.id, adapter.load_config(config), ctx)
+    except DomainError:
+        raise
+    except Exception as exc:  # show the provider's complaint
+        message = gettext_for(request)("The provider refused: %(error)s") % {"error": exc}
         return await _inbox_form(
             request,
             session,
             agent,
             channel=channel,
-            inbox=inbox if inbox.id else None,
+            inbox=inbox,
             current=current,
-            errors={"connect": _("The provider refused: %(error)s") % {"error": exc}},
+            errors={"connect": message},
             name=name,
             status_code=422,
         )
     await events.commit(session)
-    return _redirect(f"/settings/inboxes/{inbox.id}")
+    return _redirect(f"/settings/inboxes/{saved.id}")
 
 
 @router.post("/inboxes/new")
@@ -252,8 +267,7 @@ async def create_user(
             password=password,
             role=role,
         )
-    except DomainError as exc:
-        await events.rollback(session)
+    except DomainError as exc:  # refused before anything changed
         return render(
             request,
             "settings/users.html",

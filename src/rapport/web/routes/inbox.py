@@ -165,7 +165,7 @@ async def older_timeline(
     conversation_id: int,
     agent: CurrentAgent,
     session: DbSession,
-    before: int,
+    before: int | None = None,
 ) -> Response:
     conversation = await get_visible_conversation(
         session, viewer=agent.viewer, conversation_id=conversation_id

@@ -72,8 +72,7 @@ async def change_password(
         await actions.change_password(
             session, user=user, current_password=current_password, new_password=new_password
         )
-    except DomainError as exc:
-        await events.rollback(session)
+    except DomainError as exc:  # refused before anything changed
         message = gettext_for(request)(str(exc))
         return await _page(request, agent, session, error=message, status_code=422)
     await events.commit(session)

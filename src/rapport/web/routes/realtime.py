@@ -78,6 +78,8 @@ async def agent_socket(websocket: WebSocket) -> None:
     async with services.read_session() as session:
         agent: Agent | None = await load_agent(session, dict(websocket.session))
     if agent is None:
+        # Accepted then closed with 4401 so the page knows to sign in again (not retry forever).
+        await websocket.accept()
         await websocket.close(code=4401)
         return
     await websocket.accept()

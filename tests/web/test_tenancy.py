@@ -1,0 +1,146 @@
+"""Tenant isolation: every route, called by account A with account B's ids, answers 404.
+
+The walk discovers routes from the app, so a route added later is covered automatically; a new
+path parameter must be taught to `ids_of_b` below (the test says which one).
+"""
+
+import pytest
+from sqlalchemy import select
+
+from rapport.domain import events
+from rapport.domain.agents.actions import create_api_token
+from rapport.domain.agents.models import Role
+from rapport.domain.conversations import actions
+from rapport.domain.conversations.actions import StoredFile
+from rapport.domain.conversations.models import Attachment, Conversation
+from rapport.domain.inboxes.actions import mark_inbound_failed, store_inbound
+from rapport.domain.inboxes.models import InboundEvent
+from tests.support.factory import login
+from tests.support.routes import all_routes
+
+# Routes that are public by design and protected by something other than the session.
+PUBLIC = {
+    "/hooks/{channel}/{inbox_id}",  # provider signatures (tests/web/test_hooks.py)
+    "/public/attachments/{attachment_id}/{token}",  # an HMAC token per attachment
+}
+
+# Form and JSON bodies valid enough that only the tenancy check can refuse them.
+FORM = {
+    "content": "hello",
+    "private": "true",
+    "status": "resolved",
+    "assignee": "none",
+    "team": "none",
+    "role": "agent",
+    "is_active": "true",
+    "name": "Name",
+    "company": "Co",
+    "email": "x@example.com",
+    "password": "long enough password",
+    "user_id": "1",
+}
+JSON_BODIES = {
+    "/messages": {"content": "hello", "private": True},
+    "/status": {"status": "resolved"},
+    "/assignment": {"assignee_id": None, "team_id": None},
+}
+
+
+async def ids_of_b(services, factory):
+    """Account B with one of everything a route can name."""
+    b = await factory.account("Globex")
+    admin = await factory.user(b, role=Role.admin)
+    team = await factory.team(b, "Globex team", [admin])
+    inbox = await factory.api_inbox(b)
+    received = await factory.receive(b, inbox, text="Globex secret plans")
+    key = await services.files.save(b"secret", suffix=".txt")
+    async with services.session() as session:
+        conversation = await session.get(Conversation, received.conversation.id)
+        note = await actions.send_reply(
+            session,
+            conversation=conversation,
+            author=admin,
+            reply=actions.Reply(
+                content="note",
+                private=True,
+                files=[
+                    StoredFile(filename="s.txt", content_type="text/plain", size=6, storage_key=key)
+                ],
+            ),
+        )
+        token, _plain = await create_api_token(session, user=admin, name="b")
+        await store_inbound(session, inbox=inbox, dedupe_key="k", body=b"{}", content_type="")
+        await events.commit(session)
+        inbound = await session.scalar(select(InboundEvent))
+        await mark_inbound_failed(session, inbound=inbound, error="x")
+        attachment = await session.scalar(select(Attachment))
+        await events.commit(session)
+    return {
+        "conversation_id": received.conversation.id,
+        "message_id": note.id,
+        "contact_id": received.conversation.contact_id,
+        "inbox_id": inbox.id,
+        "user_id": admin.id,
+        "team_id": team.id,
+        "token_id": token.id,
+        "attachment_id": attachment.id,
+        "inbound_id": inbound.id,
+        "channel": "api",
+        "token": "x",
+    }
+
+
+async def _call(client, route, method, url, headers):
+    if method == "GET":
+        return await client.get(url, headers=headers)
+    if route.path.startswith("/api/"):
+        body = next((v for k, v in JSON_BODIES.items() if route.path.endswith(k)), {})
+        return await client.request(method, url, json=body, headers=headers)
+    return await client.request(method, url, data=FORM, headers=headers)
+
+
+@pytest.mark.parametrize("role", [Role.admin, Role.agent])
+async def test_every_route_answers_404_for_another_accounts_objects(
+    app, client, services, factory, role
+):
+    b_ids = await ids_of_b(services, factory)
+    a = await factory.account("Acme")
+    user = await factory.user(a, role=role)
+    csrf = await login(client, user)
+    async with services.session() as session:
+        _token, plain = await create_api_token(session, user=user, name="a")
+        await events.commit(session)
+    headers = {"X-CSRF-Token": csrf, "Authorization": f"Bearer {plain}"}
+    checked = 0
+    for route in all_routes(app):
+        if not route.params or route.path in PUBLIC or route.websocket:
+            continue
+        missing = [p for p in route.params if p not in b_ids]
+        assert not missing, f"teach test_tenancy the path parameter(s) {missing} of {route.path}"
+        url = route.url(b_ids)
+        for method in route.methods:
+            if method == "HEAD":
+                continue
+            response = await _call(client, route, method, url, headers)
+            assert response.status_code == 404, f"{method} {route.path} -> {response.status_code}"
+            assert "Globex secret plans" not in response.text
+            checked += 1
+    assert checked >= 20
+
+
+async def test_lists_never_show_another_accounts_rows(client, services, factory):
+    await ids_of_b(services, factory)
+    a = await factory.account("Acme")
+    user = await factory.user(a, role=Role.admin)
+    await login(client, user)
+    for url in [
+        "/conversations?scope=all&status=any",
+        "/contacts",
+        "/settings/users",
+        "/settings/inboxes",
+        "/settings/teams",
+        "/settings/failures",
+    ]:
+        page = await client.get(url)
+        assert page.status_code == 200
+        assert "Globex" not in page.text, url
