@@ -53,6 +53,8 @@ def _run(coro: Coroutine[Any, Any, Any]) -> Any:
         fail(f"cannot use the database: {str(exc.orig).splitlines()[0]}")
     except ArgumentError as exc:
         fail(f"bad database URL: {exc}")
+    except ConnectionError as exc:
+        fail(f"cannot use the database: {exc}")
     except OSError as exc:
         fail(str(exc))
     except KeyboardInterrupt:

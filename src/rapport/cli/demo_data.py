@@ -272,7 +272,7 @@ async def _customer(
     if status != Status.open:
         await actions.change_status(session, conversation=conversation, actor=author, status=status)
     await events.commit(session)
-    await _backdate(session, conversation.id, hours=index * rng.uniform(0.6, 2.5))
+    await _backdate(session, conversation.id, hours=1 + index * rng.uniform(0.6, 2.5))
 
 
 async def _delivered(session: AsyncSession, reply: Message) -> None:

@@ -164,12 +164,18 @@ class RedisBus(_Listeners):
                 await pubsub.aclose()  # type: ignore[no-untyped-call]
 
     async def _handle(self, message: dict[str, Any]) -> None:
+        if message.get("type") != "message":
+            return  # pongs and (un)subscribe confirmations
         channel = message["channel"]
         channel = channel.decode() if isinstance(channel, bytes) else channel
         if channel == self.wake_channel:
             self.wake()
             return
-        wire = json.loads(message["data"])
+        try:
+            wire = json.loads(message["data"])
+        except ValueError:
+            log.warning("realtime.bad_message", channel=channel)
+            return
         # Our own publishes were delivered locally already; the hub drops repeats by number.
         await self.deliver(wire)
 

@@ -14,7 +14,7 @@ from rapport.services import Services
 @cache
 def _limiter(redis_url: str | None, prefix: str) -> MovingWindowRateLimiter:
     storage: Storage = (
-        RedisStorage(f"async+{redis_url}", key_prefix=f"{prefix}:limits")
+        RedisStorage(f"async+{redis_url}", implementation="redispy", key_prefix=f"{prefix}:limits")
         if redis_url
         else MemoryStorage()
     )
