@@ -27,11 +27,19 @@
   });
   document.addEventListener("htmx:sendError", () => toast(body.dataset.offlineLabel, "error"));
 
+  /* A message can arrive twice (the POST answer and the live event) in any order: keep the
+     copy with the most advanced delivery status, and the later one on a tie. */
   function dedupeTimeline() {
-    const seen = new Set();
-    const items = Array.from(document.querySelectorAll("#timeline > li[id]")).reverse();
-    for (const li of items) {
-      if (seen.has(li.id)) li.remove(); else seen.add(li.id);
+    const best = new Map();
+    for (const li of document.querySelectorAll("#timeline > li[id]")) {
+      const kept = best.get(li.id);
+      if (!kept) { best.set(li.id, li); continue; }
+      if (Number(li.dataset.rank || 0) >= Number(kept.dataset.rank || 0)) {
+        kept.replaceWith(li);
+        best.set(li.id, li);
+      } else {
+        li.remove();
+      }
     }
   }
 
@@ -82,19 +90,30 @@
     htmx.ajax("GET", "/conversations/" + id + "/header", { target: "#conversation-header", swap: "innerHTML" });
   }
 
-  function upsertMessage(conversationId, messageId) {
-    const url = "/conversations/" + conversationId + "/messages/" + messageId;
-    const existing = document.getElementById("message-" + messageId);
+  async function fetchFragment(url) {
+    const response = await fetch(url, { headers: { "HX-Request": "true" }, credentials: "same-origin" });
+    if (!response.ok) return null;
+    const template = document.createElement("template");
+    template.innerHTML = (await response.text()).trim();
+    return template.content.firstElementChild;
+  }
+
+  /* Insert or refresh one message from its server-rendered fragment. Fetches may finish in any
+     order, so a copy never replaces one with a more advanced delivery status. */
+  async function upsertMessage(conversationId, messageId) {
+    const fresh = await fetchFragment("/conversations/" + conversationId + "/messages/" + messageId);
+    const timeline = document.getElementById("timeline");
+    if (!fresh || !timeline || openConversationId() !== conversationId) return;
+    const existing = document.getElementById(fresh.id);
     if (existing) {
-      htmx.ajax("GET", url, { target: "#message-" + messageId, swap: "outerHTML" });
-      return;
+      if (Number(fresh.dataset.rank || 0) < Number(existing.dataset.rank || 0)) return;
+      existing.replaceWith(fresh);
+    } else {
+      fresh.classList.add("fresh");
+      timeline.appendChild(fresh);
     }
-    htmx.ajax("GET", url, { target: "#timeline", swap: "beforeend" }).then(() => {
-      dedupeTimeline();
-      const el = document.getElementById("message-" + messageId);
-      if (el) el.classList.add("fresh");
-      scrollTimeline(false);
-    });
+    htmx.process(fresh);
+    scrollTimeline(false);
   }
 
   function onEvent(ev) {
