@@ -14,10 +14,13 @@ from fastapi import FastAPI
 from sqlalchemy import select, update
 
 import rapport.channels
+from rapport.channels.registry import adapter_for
 from rapport.db.outbox import OutboxJob
 from rapport.domain import events
 from rapport.domain.accounts.models import Account
-from rapport.domain.conversations.models import Message
+from rapport.domain.agents.models import User
+from rapport.domain.conversations import actions
+from rapport.domain.conversations.models import Attachment, Conversation, Message
 from rapport.domain.inboxes.actions import create_inbox
 from rapport.domain.inboxes.models import Inbox
 from rapport.lib.clock import utcnow
@@ -87,8 +90,10 @@ async def fake_meta_server() -> AsyncIterator[FakeMeta]:
     app.include_router(fake.router)
     async with serve(app) as url:
         fake.public_base_url = url
-        yield fake
-        fake.release()
+        try:
+            yield fake
+        finally:
+            fake.release()
 
 
 def whatsapp_config(api_base_url: str = "https://graph.facebook.com") -> dict[str, Any]:
@@ -157,3 +162,37 @@ async def messages_of(services: Services, inbox: Inbox) -> list[Message]:
             select(Message).where(Message.inbox_id == inbox.id).order_by(Message.id)
         )
         return list(rows)
+
+
+async def attachments_of(services: Services, message: Message) -> list[Attachment]:
+    async with services.read_session() as session:
+        rows = await session.scalars(select(Attachment).where(Attachment.message_id == message.id))
+        return list(rows)
+
+
+async def reply(
+    services: Services,
+    user: User,
+    conversation_id: int,
+    inbox: Inbox,
+    text: str,
+    *,
+    template: dict[str, Any] | None = None,
+) -> Message:
+    """An agent's reply through the real action, as the reply box sends it."""
+    async with services.session() as session:
+        conversation = await session.get(Conversation, conversation_id)
+        assert conversation is not None
+        message = await actions.send_reply(
+            session,
+            conversation=conversation,
+            author=user,
+            reply=actions.Reply(
+                content=text,
+                inbox=await session.merge(inbox),
+                policy=adapter_for(inbox.channel).policy,
+                template=template,
+            ),
+        )
+        await events.commit(session)
+        return message
