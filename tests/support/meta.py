@@ -59,7 +59,7 @@ async def serve(app: Any, *, port: int | None = None) -> AsyncIterator[str]:
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
-    await wait_for(lambda: server.started, timeout=10)
+    await wait_for(lambda: server.started, within=10)
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
@@ -67,10 +67,10 @@ async def serve(app: Any, *, port: int | None = None) -> AsyncIterator[str]:
         await task
 
 
-async def wait_for(condition: Callable[[], Any], *, timeout: float = 10.0) -> None:
+async def wait_for(condition: Callable[[], Any], *, within: float = 10.0) -> None:
     """Poll until `condition()` is truthy (a coroutine function's result is awaited)."""
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
+    deadline = loop.time() + within
     while True:
         result = condition()
         if asyncio.iscoroutine(result):
@@ -111,8 +111,9 @@ def whatsapp_config(api_base_url: str = "https://graph.facebook.com") -> dict[st
 def messaging_config(
     channel: str, api_base_url: str = "https://graph.facebook.com", app_id: str = ""
 ) -> dict[str, Any]:
+    account = {"page_id": PAGE_ID} if channel == "messenger" else {"instagram_account_id": IG_ID}
     return {
-        "account_id": PAGE_ID if channel == "messenger" else IG_ID,
+        **account,
         "access_token": ACCESS_TOKEN,
         "app_secret": APP_SECRET,
         "previous_app_secret": "",

@@ -12,6 +12,7 @@ final). Messenger's 1200 is a temporary send failure.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 # Graph error codes that a later attempt can get through (rate limits and temporary failures).
@@ -67,3 +68,50 @@ def classify(status_code: int, body: Any, *, retry_after: float | None) -> Graph
         retryable=retryable,
         retry_after=delay if retryable else None,
     )
+
+
+# --- the Messenger Platform Send API (Messenger and Instagram) ----------------------------------
+
+STANDARD_WINDOW = timedelta(hours=24)
+HUMAN_AGENT_WINDOW = timedelta(days=7)
+ATTACHMENT_TYPES = ("image", "video", "audio", "file")
+
+
+class WindowClosed(ValueError):
+    """More than 7 days since the customer's last message: nothing may be sent."""
+
+
+def messaging_type(last_incoming_at: datetime | None, now: datetime) -> dict[str, str]:
+    """`RESPONSE` inside 24 hours, the `HUMAN_AGENT` tag up to 7 days (Send API, Message Tags)."""
+    if last_incoming_at is not None and now <= last_incoming_at + STANDARD_WINDOW:
+        return {"messaging_type": "RESPONSE"}
+    if last_incoming_at is not None and now <= last_incoming_at + HUMAN_AGENT_WINDOW:
+        return {"messaging_type": "MESSAGE_TAG", "tag": "HUMAN_AGENT"}
+    raise WindowClosed("more than 7 days since the customer's last message")
+
+
+def attachment_type(content_type: str) -> str:
+    main = content_type.split("/", 1)[0]
+    return main if main in ATTACHMENT_TYPES else "file"
+
+
+def messaging_body(
+    *,
+    recipient: str,
+    text: str,
+    reference: str,
+    window: dict[str, str],
+    attachment: tuple[str, str] | None = None,
+) -> dict[str, Any]:
+    """A Send API body: text, or one attachment `(content_type, url)`; `metadata` is our key,
+    which Meta returns in the message echo."""
+    message: dict[str, Any] = {"metadata": reference}
+    if attachment is not None:
+        content_type, url = attachment
+        message["attachment"] = {
+            "type": attachment_type(content_type),
+            "payload": {"url": url, "is_reusable": False},
+        }
+    else:
+        message["text"] = text
+    return {"recipient": {"id": recipient}, **window, "message": message}

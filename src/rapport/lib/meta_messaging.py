@@ -13,11 +13,15 @@ A POST carries `entry[]` (several pages or accounts may be batched), each with `
 
 from __future__ import annotations
 
+import hashlib
+import json
+import mimetypes
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
+from urllib.parse import urlsplit
 
 
 class EventKind(StrEnum):
@@ -49,6 +53,7 @@ class MessagingEvent:
     text: str = ""
     attachments: tuple[Attachment, ...] = ()
     reply_to: str | None = None  # the mid this message quotes
+    story: dict[str, Any] | None = None  # Instagram: the story this message answers
     quick_reply: str | None = None  # payload of a quick reply the customer tapped
     metadata: str | None = None  # echoes: the string our send attached (Rapport's reference)
     app_id: str | None = None  # echoes: the app that sent it
@@ -141,6 +146,7 @@ def _message(message: dict[str, Any], base: dict[str, Any]) -> MessagingEvent:
         text=_str(message.get("text")) or "",
         attachments=tuple(_attachment(a) for a in message.get("attachments") or [] if a),
         reply_to=_str(reply_to.get("mid")) if isinstance(reply_to, dict) else None,
+        story=reply_to.get("story") if isinstance(reply_to, dict) else None,
         quick_reply=_str(quick.get("payload")) if isinstance(quick, dict) else None,
         metadata=_str(message.get("metadata")),
         app_id=_str(message.get("app_id")),
@@ -167,3 +173,176 @@ def _str(value: Any) -> str | None:
     if value is None or value == "":
         return None
     return str(value)
+
+
+# --- what the events mean, still without domain types ------------------------------------------
+
+_MEDIA = {"image": "image/jpeg", "video": "video/mp4", "audio": "audio/mp4", "file": ""}
+
+
+@dataclass(frozen=True)
+class Media:
+    url: str
+    filename: str
+    content_type: str
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """A message, from the customer or (echo) from the business to the customer (`user_id`)."""
+
+    user_id: str
+    provider_id: str
+    content: str
+    content_kind: str  # text, media, location, reaction, unknown (the core's content types)
+    media: tuple[Media, ...]
+    thread_refs: tuple[str, ...]
+    payload: dict[str, Any]
+    sent_at: datetime | None
+    echo: bool = False
+    reference: str | None = None
+    app_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """Delivered or read: by message ids, or (Messenger) by a watermark for one recipient."""
+
+    status: str  # delivered | read
+    mids: tuple[str, ...]
+    watermark: datetime | None
+    user_id: str
+
+
+def meaning(event: MessagingEvent) -> Incoming | Receipt:
+    if event.kind in (EventKind.delivery, EventKind.read):
+        status = "delivered" if event.kind == EventKind.delivery else "read"
+        return Receipt(status, event.mids, event.watermark, event.sender_id)
+    if event.kind in (EventKind.message, EventKind.echo):
+        return _incoming_message(event)
+    if event.kind == EventKind.reaction:
+        return _reaction(event)
+    if event.kind == EventKind.postback:
+        return _incoming(
+            event,
+            provider_id=event.mid or _event_key(event),
+            content=event.text,
+            payload={"postback": event.quick_reply},
+        )
+    return _incoming(
+        event, provider_id=_event_key(event), content="", kind="unknown", payload={"raw": event.raw}
+    )
+
+
+def _event_key(event: MessagingEvent) -> str:
+    """A stable id for events that carry none (Meta redelivers the same event unchanged)."""
+    digest = hashlib.sha256(
+        json.dumps(event.raw, sort_keys=True, ensure_ascii=True).encode()
+    ).hexdigest()
+    return f"event:{digest[:40]}"
+
+
+def _incoming(
+    event: MessagingEvent,
+    *,
+    provider_id: str,
+    content: str,
+    payload: dict[str, Any],
+    kind: str = "text",
+    media: tuple[Media, ...] = (),
+    refs: tuple[str, ...] = (),
+) -> Incoming:
+    echo = event.kind == EventKind.echo
+    return Incoming(
+        # An echo goes from the business to the customer: the customer is its recipient.
+        user_id=event.recipient_id if echo else event.sender_id,
+        provider_id=provider_id,
+        content=content,
+        content_kind=kind,
+        media=media,
+        thread_refs=refs,
+        payload=payload,
+        sent_at=event.timestamp,
+        echo=echo,
+        reference=event.metadata if echo else None,
+        app_id=event.app_id,
+    )
+
+
+def _reaction(event: MessagingEvent) -> Incoming:
+    target = event.mid or ""
+    stamp = int(event.timestamp.timestamp() * 1000) if event.timestamp else 0
+    removed = event.action == "unreact"
+    return _incoming(
+        event,
+        provider_id=f"reaction:{target}:{event.sender_id}:{event.action}:{stamp}",
+        content="" if removed else event.emoji,
+        kind="reaction",
+        payload={"reaction": {"to": target, "emoji": event.emoji, "removed": removed}},
+        refs=(target,) if target else (),
+    )
+
+
+def _incoming_message(event: MessagingEvent) -> Incoming:
+    payload: dict[str, Any] = {}
+    media: list[Media] = []
+    notes: list[str] = []
+    kind = "text"
+    for index, attachment in enumerate(event.attachments):
+        if attachment.type in _MEDIA and attachment.url:
+            media.append(_media(attachment, index))
+        elif attachment.type == "location":
+            kind, place = "location", _coordinates(attachment)
+            payload["location"] = place
+            notes.append(f"{place.get('latitude')}, {place.get('longitude')}")
+        else:  # shares, story mentions, reels, templates, fallbacks: shown as their link
+            payload.setdefault("attachments", []).append(
+                {"type": attachment.type, "url": attachment.url, "title": attachment.title}
+            )
+            notes.append(" ".join(x for x in (attachment.title, attachment.url) if x))
+    content = "\n".join(x for x in (event.text, *notes) if x)
+    if media and kind == "text":
+        kind = "media"
+    if event.quick_reply:
+        payload["quick_reply"] = event.quick_reply
+    if event.reply_to:
+        payload["reply_to"] = event.reply_to
+    if isinstance(event.story, dict):
+        payload["story"] = event.story
+    if event.deleted or event.unsupported or not (content or media):
+        kind = "unknown"
+        payload.update(deleted=event.deleted, unsupported=event.unsupported, raw=event.raw)
+    provider_id = event.mid or _event_key(event)
+    if event.deleted:
+        provider_id += ":deleted"  # the notice differs from the message it takes back
+    return _incoming(
+        event,
+        provider_id=provider_id,
+        content=content,
+        kind=kind,
+        media=tuple(media),
+        payload=payload,
+        refs=(event.reply_to,) if event.reply_to else (),
+    )
+
+
+def _media(attachment: Attachment, index: int) -> Media:
+    assert attachment.url is not None
+    path = urlsplit(attachment.url).path
+    name = path.rsplit("/", 1)[-1] if "." in path.rsplit("/", 1)[-1] else ""
+    kind = "sticker" if attachment.payload.get("sticker_id") else attachment.type
+    guessed = mimetypes.guess_type(name)[0] if name else None
+    content_type = guessed or _MEDIA.get(attachment.type) or "application/octet-stream"
+    extension = mimetypes.guess_extension(content_type) or ""
+    return Media(attachment.url, name or f"{kind}-{index + 1}{extension}", content_type)
+
+
+def _coordinates(attachment: Attachment) -> dict[str, Any]:
+    coordinates = attachment.payload.get("coordinates")
+    coordinates = coordinates if isinstance(coordinates, dict) else {}
+    return {
+        "latitude": coordinates.get("lat"),
+        "longitude": coordinates.get("long"),
+        "name": attachment.title,
+        "url": attachment.url,
+    }

@@ -39,7 +39,7 @@ async def conversation_with_customer(services, factory, client, fake):
 
 async def test_429_then_success_sends_once(client, factory, services, worker):
     async with fake_meta_server() as fake:
-        account, user, inbox = await conversation_with_customer(services, factory, client, fake)
+        _account, user, inbox = await conversation_with_customer(services, factory, client, fake)
         await run_jobs(services, worker)
         (incoming,) = await messages_of(services, inbox)
         fake.fail_next(status=429, code=130429, message="Rate limit hit", retry_after=3)
@@ -63,7 +63,7 @@ async def test_lost_answer_is_reconciled_never_sent_twice(
     settings.http_timeout_seconds = 0.5
     services.http.timeout = services.http.timeout.__class__(0.5)
     async with fake_meta_server() as fake:
-        account, user, inbox = await conversation_with_customer(services, factory, client, fake)
+        _account, user, inbox = await conversation_with_customer(services, factory, client, fake)
         await run_jobs(services, worker)
         (incoming,) = await messages_of(services, inbox)
         fake.hang_next(accept=True)
@@ -90,7 +90,7 @@ async def test_graph_refusal_is_a_dead_letter_the_agent_can_retry(
     client, factory, services, worker
 ):
     async with fake_meta_server() as fake:
-        account, user, inbox = await conversation_with_customer(services, factory, client, fake)
+        _account, user, inbox = await conversation_with_customer(services, factory, client, fake)
         await run_jobs(services, worker)
         (incoming,) = await messages_of(services, inbox)
         fake.fail_next(status=400, code=131026, message="Message undeliverable")
@@ -116,7 +116,7 @@ async def test_closed_window_requires_a_template_and_a_template_goes_out(
     client, factory, services, worker
 ):
     async with fake_meta_server() as fake:
-        account, user, inbox = await conversation_with_customer(services, factory, client, fake)
+        _account, user, inbox = await conversation_with_customer(services, factory, client, fake)
         await run_jobs(services, worker)
         (incoming,) = await messages_of(services, inbox)
         await close_window(services, inbox)
