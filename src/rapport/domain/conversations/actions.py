@@ -191,18 +191,19 @@ async def _outgoing_by_reference(
     ident = reference.removeprefix(REFERENCE_PREFIX)
     if not reference.startswith(REFERENCE_PREFIX) or not ident.isdigit():
         return None
-    message = await session.get(Message, int(ident))
+    message = await session.get(Message, int(ident), with_for_update=True)
     if message is None or message.inbox_id != inbox_id or message.direction != Direction.outgoing:
         return None
     return message
 
 
 async def _message_by_provider_id(
-    session: AsyncSession, inbox_id: int, provider_id: str
+    session: AsyncSession, inbox_id: int, provider_id: str, *, lock: bool = False
 ) -> Message | None:
-    return await session.scalar(
-        select(Message).where(Message.inbox_id == inbox_id, Message.provider_id == provider_id)
-    )
+    query = select(Message).where(Message.inbox_id == inbox_id, Message.provider_id == provider_id)
+    if lock:  # status updates read-modify-write the status: concurrent ones must queue
+        query = query.with_for_update().execution_options(populate_existing=True)
+    return await session.scalar(query)
 
 
 async def _conversation_for(
@@ -621,7 +622,7 @@ async def apply_status_update(
         return await _apply_watermark(session, inbox=inbox, update=update)
     message = None
     if update.provider_id:
-        message = await _message_by_provider_id(session, inbox.id, update.provider_id)
+        message = await _message_by_provider_id(session, inbox.id, update.provider_id, lock=True)
     if message is None and update.reference:
         # The send's answer was lost (a timeout): the provider's status names it by our key.
         message = await _outgoing_by_reference(session, inbox.id, update.reference)
@@ -653,6 +654,9 @@ async def _apply_watermark(
             Message.created_at <= update.up_to,
             Conversation.contact_id.in_(contact_ids),
         )
+        .order_by(Message.id)
+        .with_for_update(of=Message)
+        .execution_options(populate_existing=True)
     )
     applied = [await _set_delivery_status(session, m, update.status) for m in messages]
     return StatusResult.applied if any(applied) else StatusResult.stale
