@@ -14,6 +14,7 @@ from rapport.lib.clock import utcnow
 from tests.support.meta import (
     IG_ID,
     PAGE_ID,
+    attachments_of,
     fake_meta_server,
     make_inbox,
     messages_of,
@@ -157,3 +158,22 @@ async def test_human_agent_tag_after_24_hours_and_nothing_after_7_days(
         await age_messages(services, inbox, hours=24 * 8)
         with pytest.raises(Conflict, match="window is closed"):
             await reply(services, user, incoming.conversation_id, inbox, "¿Hola?")
+
+
+async def test_attachments_are_downloaded_from_the_payload_url(
+    channel, client, factory, services, worker
+):
+    async with fake_meta_server() as fake:
+        _user, inbox = await start(services, factory, client, fake, channel)
+        attachment = fake.hosted_attachment("image", b"\x89PNG image", "image/png")
+        hook = fake.customer_message(
+            OBJECT[channel], account_id=ACCOUNT[channel], user_id=USER, attachments=[attachment]
+        )
+        await fake.deliver(client, f"/hooks/{channel}/{inbox.id}", hook)
+        await run_jobs(services, worker)
+        _, photo = await messages_of(services, inbox)
+        (stored,) = await attachments_of(services, photo)
+        assert stored.size == len(b"\x89PNG image") and stored.filename.startswith("image")
+        assert [r.path for r in fake.requests if r.path.startswith("/cdn/")] == [
+            "/cdn/" + next(iter(fake.media))
+        ]
