@@ -6,8 +6,16 @@ from typing import Any
 
 from rapport.channels.api import ApiChannel
 from rapport.channels.base import Channel
+from rapport.channels.instagram import InstagramChannel
+from rapport.channels.messenger import MessengerChannel
+from rapport.channels.whatsapp import WhatsAppChannel
 
-ADAPTERS: tuple[Channel[Any], ...] = (ApiChannel(),)
+ADAPTERS: tuple[Channel[Any], ...] = (
+    ApiChannel(),
+    WhatsAppChannel(),
+    MessengerChannel(),
+    InstagramChannel(),
+)
 
 _BY_KIND: dict[str, Channel[Any]] = {adapter.kind: adapter for adapter in ADAPTERS}
 
