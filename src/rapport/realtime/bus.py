@@ -17,7 +17,6 @@ import structlog
 
 from rapport.domain.events import PublishedEvent
 
-
 log = structlog.get_logger(__name__)
 
 Listener = Callable[[dict[str, Any]], Awaitable[None]]
