@@ -6,8 +6,9 @@ from typing import Any
 
 from rapport.channels.api import ApiChannel
 from rapport.channels.base import Channel
+from rapport.channels.webchat import WebchatChannel
 
-ADAPTERS: tuple[Channel[Any], ...] = (ApiChannel(),)
+ADAPTERS: tuple[Channel[Any], ...] = (ApiChannel(), WebchatChannel())
 
 _BY_KIND: dict[str, Channel[Any]] = {adapter.kind: adapter for adapter in ADAPTERS}
 
