@@ -164,6 +164,9 @@ class RedisBus(_Listeners):
                 await pubsub.aclose()  # type: ignore[no-untyped-call]
 
     async def _handle(self, message: dict[str, Any]) -> None:
+        # `pubsub.ping()` answers arrive here too (type "pong", empty data): not a publish.
+        if message.get("type") not in ("message", "pmessage"):
+            return
         channel = message["channel"]
         channel = channel.decode() if isinstance(channel, bytes) else channel
         if channel == self.wake_channel:
