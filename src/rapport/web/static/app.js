@@ -82,19 +82,31 @@
     htmx.ajax("GET", "/conversations/" + id + "/header", { target: "#conversation-header", swap: "innerHTML" });
   }
 
+  /* Each message is fetched on its own and put in id order: a replay burst after a reconnect
+     fires many at once, and requests sharing the #timeline target would cancel each other. */
   function upsertMessage(conversationId, messageId) {
     const url = "/conversations/" + conversationId + "/messages/" + messageId;
-    const existing = document.getElementById("message-" + messageId);
-    if (existing) {
-      htmx.ajax("GET", url, { target: "#message-" + messageId, swap: "outerHTML" });
-      return;
-    }
-    htmx.ajax("GET", url, { target: "#timeline", swap: "beforeend" }).then(() => {
-      dedupeTimeline();
-      const el = document.getElementById("message-" + messageId);
-      if (el) el.classList.add("fresh");
-      scrollTimeline(false);
-    });
+    fetch(url, { headers: { "HX-Request": "true" }, credentials: "same-origin" })
+      .then((r) => (r.ok ? r.text() : null))
+      .then((html) => {
+        const timeline = document.getElementById("timeline");
+        if (!html || !timeline || openConversationId() !== conversationId) return;
+        const tpl = document.createElement("template");
+        tpl.innerHTML = html.trim();
+        const fresh = tpl.content.firstElementChild;
+        const existing = document.getElementById("message-" + messageId);
+        if (existing) {
+          existing.replaceWith(fresh);
+        } else {
+          const later = Array.from(timeline.querySelectorAll("li[data-message-id]"))
+            .find((li) => Number(li.dataset.messageId) > messageId);
+          timeline.insertBefore(fresh, later || null);
+          fresh.classList.add("fresh");
+          scrollTimeline(false);
+        }
+        if (window.htmx) htmx.process(fresh);
+      })
+      .catch(() => {});
   }
 
   function onEvent(ev) {
