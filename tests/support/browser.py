@@ -1,0 +1,53 @@
+"""Playwright on the system Chromium, as TESTING.md describes, and small image helpers."""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from playwright.async_api import Browser, async_playwright
+
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
+]
+IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
+
+
+@asynccontextmanager
+async def chromium_browser(executable: str) -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=executable, args=ARGS)
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+def png(width: int = 96, height: int = 64) -> bytes:
+    """A small, real PNG (a warm gradient) so browsers render it as an image."""
+    rows = b"".join(
+        b"\x00" + b"".join(bytes((200 - y, 120 + x // 2, 60 + (x + y) // 3)) for x in range(width))
+        for y in range(height)
+    )
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
