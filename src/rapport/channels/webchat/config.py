@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import re
-from typing import Literal
+from collections.abc import Callable
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AnyHttpUrl, BaseModel, Field, field_validator, model_validator
+from pydantic import AnyHttpUrl, BaseModel, Field, ValidationInfo, field_validator
 
-from rapport.domain.inboxes.business_hours import BusinessHours, ScheduleError, business_hours
+from rapport.domain.inboxes.business_hours import (
+    BusinessHours,
+    ScheduleError,
+    business_hours,
+    parse_holidays,
+    parse_weekly,
+    zone,
+)
 
 PRE_CHAT_FIELDS = ("name", "email", "phone")
 _PEM = re.compile(r"-----BEGIN ([A-Z ]+)-----(.+?)-----END \1-----", re.S)
@@ -19,6 +27,14 @@ def _origin(value: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.hostname or parts.path or parts.query:
         raise ValueError(f"{value!r} is not an origin such as https://www.example.com")
     return f"{parts.scheme}://{parts.netloc.lower()}"
+
+
+def _checked(check: Callable[[Any], object], value: Any) -> None:
+    """Schedule errors as field errors, so the admin form shows them next to the field."""
+    try:
+        check(value)
+    except ScheduleError as exc:
+        raise ValueError(str(exc)) from exc
 
 
 def _pem(value: str) -> str:
@@ -57,12 +73,12 @@ class WebchatConfig(BaseModel):
     identity_secret: str = Field(
         default="", description="Verifies user_hash = HMAC-SHA256(secret, user id or email)"
     )
+    jwt_algorithm: Literal["HS256", "RS256", "ES256"] = Field(
+        default="HS256", description="HS256, RS256 or ES256"
+    )
     jwt_key: str = Field(
         default="",
         description="Verifies identity tokens: the shared secret (HS256) or a public key (PEM)",
-    )
-    jwt_algorithm: Literal["HS256", "RS256", "ES256"] = Field(
-        default="HS256", description="HS256, RS256 or ES256"
     )
     timezone: str = Field(default="", description="Time zone of the business hours; blank: UTC")
     business_hours: list[str] = Field(
@@ -101,19 +117,30 @@ class WebchatConfig(BaseModel):
 
     @field_validator("jwt_key")
     @classmethod
-    def _key(cls, value: str) -> str:
+    def _key(cls, value: str, info: ValidationInfo) -> str:
+        # RFC 7518 section 3.2: an HS256 key is at least as long as the hash (32 bytes).
+        if info.data.get("jwt_algorithm", "HS256") == "HS256" and 0 < len(value.encode()) < 32:
+            raise ValueError("the HS256 secret needs at least 32 characters")
         return _pem(value)
 
-    @model_validator(mode="after")
-    def _checks(self) -> WebchatConfig:
-        # RFC 7518 section 3.2: an HS256 key is at least as long as the hash (32 bytes).
-        if self.jwt_algorithm == "HS256" and self.jwt_key and len(self.jwt_key.encode()) < 32:
-            raise ValueError("the HS256 secret needs at least 32 characters")
-        try:
-            self.schedule()
-        except ScheduleError as exc:
-            raise ValueError(str(exc)) from exc
-        return self
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        if value.strip():
+            _checked(zone, value.strip())
+        return value.strip()
+
+    @field_validator("business_hours")
+    @classmethod
+    def _weekly(cls, value: list[str]) -> list[str]:
+        _checked(parse_weekly, value)
+        return [v.strip() for v in value if v.strip()]
+
+    @field_validator("holidays")
+    @classmethod
+    def _holidays(cls, value: list[str]) -> list[str]:
+        _checked(parse_holidays, value)
+        return [v.strip() for v in value if v.strip()]
 
     def schedule(self) -> BusinessHours:
         return business_hours(
