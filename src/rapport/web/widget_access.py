@@ -105,7 +105,7 @@ async def availability(services: Services, widget: Widget) -> Availability:
     """Honest status for the visitor: inside business hours and an agent has the inbox open?"""
     now = utcnow()
     try:
-        schedule = widget.config.schedule()
+        schedule = widget.config.schedule(widget.account.timezone or "UTC")
     except ScheduleError:
         schedule = None
     if schedule is not None and not schedule.is_open(now):

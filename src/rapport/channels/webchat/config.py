@@ -80,7 +80,9 @@ class WebchatConfig(BaseModel):
         default="",
         description="Verifies identity tokens: the shared secret (HS256) or a public key (PEM)",
     )
-    timezone: str = Field(default="", description="Time zone of the business hours; blank: UTC")
+    timezone: str = Field(
+        default="", description="Time zone of the business hours; blank: the account's"
+    )
     business_hours: list[str] = Field(
         default_factory=list,
         description="One a line, e.g. mon-fri 09:00-17:30 or fri 22:00-02:00; blank: always open",
@@ -142,9 +144,12 @@ class WebchatConfig(BaseModel):
         _checked(parse_holidays, value)
         return [v.strip() for v in value if v.strip()]
 
-    def schedule(self) -> BusinessHours:
+    def schedule(self, default_timezone: str = "UTC") -> BusinessHours:
+        """The business hours, in the inbox's time zone or else the account's."""
         return business_hours(
-            timezone=self.timezone or "UTC", weekly=self.business_hours, holidays=self.holidays
+            timezone=self.timezone or default_timezone,
+            weekly=self.business_hours,
+            holidays=self.holidays,
         )
 
     def origin_allowed(self, origin: str | None) -> bool:
