@@ -90,6 +90,10 @@ async def test_chat_live_both_ways_with_typing_a_file_and_a_restart(
                 await _conversation(visitor, desk)
                 await _typing_both_ways(visitor, desk)
                 await _file(visitor, desk, tmp_path)
+                await visitor.locator("textarea#rp-text").press_sequentially(
+                    "Great, thank", delay=20
+                )
+                await expect(desk.locator("#typing-indicator")).to_be_visible(timeout=LIVE)
                 await visitor.screenshot(path=str(IMAGES / "widget-open.png"))
                 await desk.screenshot(path=str(IMAGES / "widget-agent-inbox.png"))
                 try:
