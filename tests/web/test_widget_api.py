@@ -12,6 +12,7 @@ from rapport.domain.contacts.models import Identity, IdentityKind
 from rapport.domain.conversations import actions
 from rapport.domain.conversations.models import Conversation, Message
 from rapport.domain.conversations.queries import reply_routes
+from rapport.domain.events import Event
 from rapport.domain.inboxes.actions import create_inbox
 from rapport.domain.inboxes.models import Inbox
 from rapport.domain.ports import ChannelPolicy
@@ -227,6 +228,12 @@ async def test_hmac_identify_links_to_the_existing_contact(client, factory, serv
     )
     assert response.status_code == 200, response.text
     assert response.json()["identified"]
+    events_before = await _count(services, Event)
+    again = await visitor.post(
+        "/identify", json={"user_id": "u-42", "user_hash": user_hash("u-42")}
+    )
+    assert again.status_code == 200
+    assert await _count(services, Event) == events_before  # page loads add nothing
     await visitor.say("It's me again", "again-00001")
     await worker.drain()
     async with services.read_session() as session:

@@ -159,6 +159,8 @@ async def identify_visitor(
         raise InvalidInput("identify needs a verified identity")
     key = f"{verified[0].kind}:{verified[0].value}"
     current = await visitor_contact(session, visit=visit)
+    if current is not None and visit.verified_as == key:
+        return Identified(current, switched=False)  # every page load of a signed-in user
     owners = await contact_ids_holding(session, account_id=account.id, claims=verified)
     other_person = visit.verified_as not in (None, key) or bool(
         current is not None and owners - {current.id}

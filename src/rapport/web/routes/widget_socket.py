@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from starlette.exceptions import HTTPException
 
 from rapport.domain.conversations.models import Conversation
 from rapport.domain.errors import NotFound
@@ -180,8 +181,11 @@ async def visitor_socket(websocket: WebSocket, public_token: str) -> None:
             widget = await load_widget(
                 session, services, public_token, websocket.headers.get("origin")
             )
-    except Exception:  # unknown inbox or a site not on its list: the same refusal
+    except (NotFound, HTTPException):  # unknown inbox or a site not on its list: one refusal
         await websocket.close(code=4403)
+        return
+    except Exception:  # the database is away: the widget retries with backoff
+        await websocket.close(code=1011)
         return
     if hub is None:
         await websocket.close(code=4403)
