@@ -39,7 +39,7 @@ async def test_admin_connects_a_widget_with_hours_and_origins(client, factory, s
     config = inbox_config(inbox, services.box)
     assert config["allowed_origins"] == ["https://shop.example.com", "https://www.example.com"]
     page = await client.get(f"/settings/inboxes/{inbox.id}")
-    assert inbox.public_token in page.text
+    assert f'/widget.js" data-inbox="{inbox.public_token}" async' in page.text.replace("&#34;", '"')
     assert "a-long-random-identity-secret" not in page.text
 
 
