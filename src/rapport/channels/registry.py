@@ -8,10 +8,12 @@ from rapport.channels.api import ApiChannel
 from rapport.channels.base import Channel
 from rapport.channels.instagram import InstagramChannel
 from rapport.channels.messenger import MessengerChannel
+from rapport.channels.webchat import WebchatChannel
 from rapport.channels.whatsapp import WhatsAppChannel
 
 ADAPTERS: tuple[Channel[Any], ...] = (
     ApiChannel(),
+    WebchatChannel(),
     WhatsAppChannel(),
     MessengerChannel(),
     InstagramChannel(),

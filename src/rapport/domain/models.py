@@ -8,6 +8,7 @@ from rapport.domain.contacts.models import Contact, Identity
 from rapport.domain.conversations.models import Attachment, Conversation, Message
 from rapport.domain.events import Event, EventCounter
 from rapport.domain.inboxes.models import InboundEvent, Inbox
+from rapport.domain.visitors.models import VisitorSession
 
 __all__ = [
     "Account",
@@ -26,4 +27,5 @@ __all__ = [
     "Team",
     "TeamMember",
     "User",
+    "VisitorSession",
 ]

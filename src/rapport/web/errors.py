@@ -16,7 +16,7 @@ from rapport.web.templating import gettext_for, render
 
 
 def _wants_json(request: Request) -> bool:
-    return request.url.path.startswith("/api/")
+    return request.url.path.startswith(("/api/", "/widget/api/"))
 
 
 def _error(request: Request, status: int, message: str, field: str | None = None) -> Response:

@@ -321,6 +321,30 @@ async def start_conversation(
     )
 
 
+async def find_open_conversation(
+    session: AsyncSession, *, account: Account, inbox: Inbox, contact: Contact
+) -> Conversation | None:
+    """The open conversation a new message from this contact on this inbox would join, if any."""
+    return await _open_conversation(
+        session, account=account, inbox=inbox, contact=contact, now=utcnow()
+    )
+
+
+async def conversation_for_contact(
+    session: AsyncSession, *, account: Account, inbox: Inbox, contact: Contact
+) -> Conversation:
+    """The conversation `receive_message` would put this contact's next message in, started if
+    none is open: channels that name the conversation up front (a widget session) bind to it."""
+    if contact.account_id != account.id or inbox.account_id != account.id:
+        raise NotFound("contact or inbox")
+    found = await find_open_conversation(session, account=account, inbox=inbox, contact=contact)
+    if found is not None:
+        return found
+    return await _start_conversation(
+        session, account=account, inbox=inbox, contact=contact, subject=None
+    )
+
+
 @dataclass(frozen=True)
 class Reply:
     """What an agent wrote, and where it should go."""
