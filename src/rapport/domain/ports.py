@@ -153,7 +153,9 @@ class ChannelPolicy:
     def check(self, ctx: ReplyContext) -> ReplyCheck:
         if self.identity_kind is not None and not ctx.recipient:
             return ReplyCheck(False, "no address on this channel")
-        if ctx.opted_out:
+        # Consent (SMS STOP) is about the channel that requires it: a phone number that opted out
+        # of SMS can still be called or written to on WhatsApp under that channel's own rules.
+        if self.consent_required and ctx.opted_out:
             return ReplyCheck(False, "the customer opted out on this channel")
         if self.reply_window is not None:
             closed = (

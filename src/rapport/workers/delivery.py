@@ -46,7 +46,8 @@ async def _outbound(
     recipient = await reply_recipient(session, conversation=conversation, policy=adapter.policy)
     if adapter.policy.identity_kind is not None and recipient is None:
         raise SendError("the contact has no address on this channel", retryable=False)
-    if recipient is not None and recipient.opted_out_at is not None:
+    opted_out = recipient is not None and recipient.opted_out_at is not None
+    if adapter.policy.consent_required and opted_out:
         raise SendError("the contact opted out on this channel", retryable=False)
     files = list(
         await session.scalars(select(Attachment).where(Attachment.message_id == message.id))
