@@ -100,6 +100,7 @@ class OutboundMessage:
     thread_refs: tuple[str, ...] = ()  # provider ids to thread under (email References)
     reply_to_provider_id: str | None = None
     sender_name: str | None = None
+    # Delivery facts from the worker: in_doubt, queued_at, webhook_url (workers/delivery.py).
     metadata: dict[str, Any] = field(default_factory=dict)
 
 

@@ -85,7 +85,21 @@ async def _outbound(
         template=message.payload.get("template"),
         thread_refs=tuple(r for r in refs if r),
         sender_name=sender.name if sender else None,
+        metadata=_delivery_metadata(services, message, inbox),
     )
+
+
+def _delivery_metadata(services: Services, message: Message, inbox: Inbox) -> dict[str, object]:
+    """What adapters of providers without idempotency keys need to never send twice."""
+    return {
+        # An earlier attempt reached the provider call and may have been accepted (a timeout
+        # can hide an accepted send): such adapters look for it before sending again.
+        "in_doubt": message.status == DeliveryStatus.sending,
+        "queued_at": message.created_at.isoformat(),
+        # Where the provider reports delivery statuses for this inbox.
+        "webhook_url": services.settings.public_url
+        + adapter_for(inbox.channel).webhook_path(inbox.id),
+    }
 
 
 async def deliver_message(services: Services, job: ClaimedJob) -> None:
