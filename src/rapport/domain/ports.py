@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any, Protocol
 
 from rapport.domain.contacts.models import IdentityKind, Verification
@@ -37,6 +38,13 @@ class MediaRef:
     size: int | None = None
 
 
+class Consent(StrEnum):
+    """A customer's consent keyword (SMS STOP/START), recorded on the sender's identity."""
+
+    opt_out = "opt_out"
+    opt_in = "opt_in"
+
+
 @dataclass(frozen=True)
 class InboundMessage:
     """One customer message (or an echo of our own send) parsed from a provider payload."""
@@ -60,6 +68,8 @@ class InboundMessage:
     echo: bool = False
     # Machine-written mail (Auto-Submitted, vacation notices): stored, but triggers nothing.
     auto_reply: bool = False
+    # STOP / START on channels that require consent: recorded on the first sender identity.
+    consent: Consent | None = None
 
 
 @dataclass(frozen=True)

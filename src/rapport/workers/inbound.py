@@ -20,6 +20,7 @@ from rapport.db import outbox
 from rapport.db.outbox import ClaimedJob
 from rapport.domain import events
 from rapport.domain.accounts.models import Account
+from rapport.domain.contacts import actions as contact_actions
 from rapport.domain.conversations import actions
 from rapport.domain.conversations.actions import StoredFile
 from rapport.domain.errors import DomainError
@@ -137,6 +138,15 @@ async def _apply(
                 await actions.receive_message(
                     session, account=account, inbox=inbox, inbound=item, files=files.get(index, ())
                 )
+                if item.consent is not None:
+                    await contact_actions.record_consent(
+                        session,
+                        account=account,
+                        claim=item.sender[0],
+                        consent=item.consent,
+                        channel=inbox.channel,
+                        keyword=item.content.strip(),
+                    )
         if orphans and job.attempts < ORPHAN_STATUS_RETRIES:
             await events.rollback(session)
             raise RetryLater("status for a message not recorded yet", ORPHAN_STATUS_DELAY)
