@@ -59,7 +59,12 @@ async def process_inbound(services: Services, job: ClaimedJob) -> None:
         parsed = list(adapter.parse(body, content_type, config))
     except (BadPayload, ValueError, KeyError, TypeError) as exc:
         return await _flag(services, job, inbound_id, f"{type(exc).__name__}: {exc}")
-    files = await _fetch_all(services, adapter, config, parsed)
+    try:
+        # Refused media (too large, not the provider's) is bad input: flag it. Network errors
+        # propagate and the job is tried again with backoff.
+        files = await _fetch_all(services, adapter, config, parsed)
+    except BadPayload as exc:
+        return await _flag(services, job, inbound_id, f"{type(exc).__name__}: {exc}")
     try:
         await _apply(services, job, inbound_id, parsed, files)
     except DomainError as exc:
