@@ -6,8 +6,14 @@ from typing import Any
 
 from rapport.channels.api import ApiChannel
 from rapport.channels.base import Channel
+from rapport.channels.sms import SmsChannel
+from rapport.channels.voice import VoiceChannel
 
-ADAPTERS: tuple[Channel[Any], ...] = (ApiChannel(),)
+ADAPTERS: tuple[Channel[Any], ...] = (
+    ApiChannel(),
+    SmsChannel(),
+    VoiceChannel(),
+)
 
 _BY_KIND: dict[str, Channel[Any]] = {adapter.kind: adapter for adapter in ADAPTERS}
 
