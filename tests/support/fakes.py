@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 import httpx
 
 from rapport.web.sandbox.common import SignedCall
+from rapport.web.sandbox.providers.telegram import FakeTelegram
 from rapport.web.sandbox.providers.twilio import FakeTwilio
 from tests.support.channels import provider_app
 from tests.support.live import serve
@@ -49,6 +50,27 @@ def voice_config(fake: FakeTwilio, **overrides) -> dict:
         "account_sid": TWILIO_SID,
         "auth_token": TWILIO_TOKEN,
         "phone_number": BUSINESS_NUMBER,
+        "api_base_url": fake.base_url,
+        **overrides,
+    }
+
+
+BOT_TOKEN = "123456789:AAE-test-bot-token_0123456789abcdef"
+WEBHOOK_SECRET = "test-webhook-secret_0123456789"
+
+
+@contextlib.asynccontextmanager
+async def running_telegram() -> AsyncIterator[FakeTelegram]:
+    fake = FakeTelegram(tokens=[BOT_TOKEN])
+    async with serve(provider_app(fake.router)) as base:
+        fake.base_url = base
+        yield fake
+
+
+def telegram_config(fake: FakeTelegram, **overrides) -> dict:
+    return {
+        "bot_token": BOT_TOKEN,
+        "webhook_secret": WEBHOOK_SECRET,
         "api_base_url": fake.base_url,
         **overrides,
     }

@@ -9,6 +9,7 @@ from rapport.domain import events
 from rapport.domain.accounts.models import Account
 from rapport.domain.agents.models import User
 from rapport.domain.conversations import actions
+from rapport.domain.conversations.actions import StoredFile
 from rapport.domain.conversations.models import Conversation, Message
 from rapport.domain.inboxes.models import Inbox
 from rapport.web.sandbox.common import SignedCall
@@ -33,9 +34,18 @@ async def latest_conversation(services, account_id: int) -> Conversation:
         )
 
 
-async def reply(services, factory, inbox: Inbox, text: str, conversation_id=None) -> Message:
-    """The agent answers the latest conversation on this inbox's channel (queued, not sent)."""
+async def reply(
+    services, factory, inbox: Inbox, text: str, conversation_id=None, files=()
+) -> Message:
+    """The agent answers the latest conversation on this inbox's channel (queued, not sent).
+
+    `files` are (filename, content type, data) attached to the reply.
+    """
     author = await agent_of(services, factory, inbox.account_id)
+    stored = [
+        StoredFile(name, kind, len(data), await services.files.save(data))
+        for name, kind, data in files
+    ]
     if conversation_id is None:
         conversation_id = (await latest_conversation(services, inbox.account_id)).id
     async with services.session() as session:
@@ -48,6 +58,7 @@ async def reply(services, factory, inbox: Inbox, text: str, conversation_id=None
                 content=text,
                 inbox=await session.merge(inbox),
                 policy=adapter_for(inbox.channel).policy,
+                files=stored,
             ),
         )
         await events.commit(session)

@@ -7,12 +7,14 @@ from typing import Any
 from rapport.channels.api import ApiChannel
 from rapport.channels.base import Channel
 from rapport.channels.sms import SmsChannel
+from rapport.channels.telegram import TelegramChannel
 from rapport.channels.voice import VoiceChannel
 
 ADAPTERS: tuple[Channel[Any], ...] = (
     ApiChannel(),
     SmsChannel(),
     VoiceChannel(),
+    TelegramChannel(),
 )
 
 _BY_KIND: dict[str, Channel[Any]] = {adapter.kind: adapter for adapter in ADAPTERS}
