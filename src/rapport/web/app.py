@@ -29,6 +29,8 @@ from rapport.web.routes import (
     profile,
     realtime,
 )
+from rapport.web.sandbox import routes as sandbox_routes
+from rapport.web.sandbox.catalog import install_sandbox
 
 STATIC_DIR = Path(__file__).parent / "static"
 SESSION_COOKIE = "rapport_session"
@@ -79,6 +81,10 @@ def create_app(
     errors.install(app)
     for module in (ops, auth, inbox, contacts, profile, admin, files, hooks, realtime, api_v1):
         app.include_router(module.router)
+    # Demo and development only: the sandbox page and the fake providers it plays.
+    app.state.sandbox = install_sandbox(app, settings)
+    if app.state.sandbox is not None:
+        app.include_router(sandbox_routes.router)
     app.mount(
         "/static/vendor/htmx",
         StaticFiles(directory=vendor_dir(settings) / "htmx.org" / "dist", check_dir=False),

@@ -74,8 +74,8 @@ def _error(response: httpx.Response) -> SendError:
             retryable=False,
         )
     words = ERRORS.get(str(code)) or message or f"HTTP {response.status_code}"
-    text = f"the provider refused the message: {code or ''} {words}"
-    return SendError(" ".join(text.split()), retryable=False)
+    reason = " ".join(f"the provider refused the message: {code or ''} {words}".split())
+    return SendError(reason, retryable=False)
 
 
 async def create(

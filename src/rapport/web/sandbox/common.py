@@ -126,6 +126,15 @@ class CustomerMessage:
     call_seconds: int | None = None  # a phone call instead of a text: its length, 0 if missed
 
 
+@dataclass(frozen=True)
+class InboxSpec:
+    """A sandbox inbox connected to a fake provider (the demo creates these)."""
+
+    name: str
+    channel: str
+    config: dict[str, Any]
+
+
 class FakeProvider(Protocol):
     """The shape of every fake provider the sandbox can list (web/sandbox/catalog.py)."""
 
@@ -135,6 +144,14 @@ class FakeProvider(Protocol):
     router: APIRouter
     transcript: Transcript
     base_url: str
+
+    def attach(self, base_url: str, deliver: Deliver) -> None:
+        """Where the fake is served, and where its own webhooks (status callbacks) go."""
+        ...
+
+    def sandbox_inboxes(self) -> list[InboxSpec]:
+        """The inboxes the demo connects to this fake (after attach, so URLs point here)."""
+        ...
 
     def plays(self, inbox: SandboxInbox) -> bool:
         """Whether this inbox is connected to this fake (its API base URL points here)."""

@@ -24,6 +24,7 @@ from rapport.web.sandbox.common import (
     CustomerMessage,
     Deliver,
     Faults,
+    InboxSpec,
     SandboxInbox,
     SignedCall,
     Transcript,
@@ -93,6 +94,18 @@ class FakeTelegram:
         self.router = APIRouter()
         self.router.add_api_route("/bot{token}/{method}", self._method, methods=["POST", "GET"])
         self.router.add_api_route("/file/bot{token}/{file_path:path}", self._download)
+
+    def attach(self, base_url: str, deliver: Deliver) -> None:
+        """Serve at base_url (Telegram sends no receipts, so nothing is delivered later)."""
+        self.base_url = base_url
+
+    def sandbox_inboxes(self) -> list[InboxSpec]:
+        config = {
+            "bot_token": SANDBOX_BOT_TOKEN,
+            "webhook_secret": SANDBOX_WEBHOOK_SECRET,
+            "api_base_url": self.base_url,
+        }
+        return [InboxSpec("Telegram bot", "telegram", config)]
 
     # --- the Bot API Rapport calls -------------------------------------------------------------
 

@@ -28,6 +28,7 @@ from rapport.web.sandbox.common import (
     CustomerMessage,
     Deliver,
     Faults,
+    InboxSpec,
     SandboxInbox,
     SignedCall,
     Transcript,
@@ -222,6 +223,23 @@ class FakeTwilio:
         self.router.add_api_route(
             API + "/Messages/{message_sid}/Media/{media_sid}", self._media, methods=["GET"]
         )
+
+    def attach(self, base_url: str, deliver: Deliver) -> None:
+        """Serve at base_url; report sent then delivered for every accepted message."""
+        self.base_url = base_url
+        self.deliver = deliver
+        self.statuses = ("sent", "delivered")
+
+    def sandbox_inboxes(self) -> list[InboxSpec]:
+        account = {
+            "account_sid": SANDBOX_ACCOUNT_SID,
+            "auth_token": SANDBOX_AUTH_TOKEN,
+            "api_base_url": self.base_url,
+        }
+        return [
+            InboxSpec("SMS", "sms", {**account, "from_number": SANDBOX_NUMBER}),
+            InboxSpec("Phone line", "voice", {**account, "phone_number": SANDBOX_NUMBER}),
+        ]
 
     # --- the API Rapport calls ----------------------------------------------------------------
 
