@@ -51,6 +51,7 @@ async def live(db_url, tmp_path):
         db_url, tmp_path, env="development", public_url=f"http://127.0.0.1:{port}"
     )
     services = build_services(settings, with_hub=True)
+    await services.start()
     app = create_app(settings, services=services, background=[worker_in_background])
     async with serve(app, port=port) as base:
         yield base, services
