@@ -153,3 +153,15 @@ async def test_redeliveries_in_any_order_give_one_message_with_the_final_status(
         message = await session.get(Message, reply.id)
     assert message.status == "delivered"
     assert len(twilio.creates) == 1
+
+
+async def test_another_tenants_token_does_not_open_this_inbox(
+    client, services, factory, inbox, twilio
+):
+    other = await factory.account("Globex")
+    await channel_inbox(
+        services, other, "sms", sms_config(twilio, auth_token="globex-token-123456")
+    )
+    response = await customer_sms(hook(inbox), token="globex-token-123456").deliver(client)
+    assert response.status_code == 403
+    assert await count(services, InboundEvent) == 0

@@ -20,6 +20,7 @@ from fastapi import APIRouter, Request
 from starlette.datastructures import UploadFile
 from starlette.responses import JSONResponse, Response
 
+from rapport.domain.errors import InvalidInput
 from rapport.web.sandbox.common import (
     CustomerMessage,
     Deliver,
@@ -297,6 +298,8 @@ class FakeTelegram:
     async def customer_says(
         self, inbox: SandboxInbox, message: CustomerMessage, deliver: Deliver
     ) -> None:
+        if not message.customer.isdigit():
+            raise InvalidInput("a Telegram user id is a number", field="customer")
         first, _, last = message.name.partition(" ")
         update = self.message_update(
             user_id=int(message.customer),
