@@ -165,3 +165,13 @@ async def test_another_tenants_token_does_not_open_this_inbox(
     response = await customer_sms(hook(inbox), token="globex-token-123456").deliver(client)
     assert response.status_code == 403
     assert await count(services, InboundEvent) == 0
+
+
+async def test_media_must_be_the_type_the_webhook_declared(client, services, inbox, worker, twilio):
+    served_as_html = twilio.media_url(TWILIO_SID, "MM1", "text/html", b"<script>alert(1)</script>")
+    await customer_sms(hook(inbox), media=[(served_as_html, "image/png")]).deliver(client)
+    await worker.drain()
+    async with services.read_session() as session:
+        [failed] = (await session.scalars(select(InboundEvent))).all()
+    assert failed.status == "failed" and "text/html" in failed.error
+    assert await count(services, Attachment) == 0

@@ -126,11 +126,12 @@ class SmsChannel(Channel[SmsConfig]):
         if ref.url is None or httpx.URL(ref.url).host != base.host:
             raise BadPayload("a media URL that is not the provider's was refused")
         try:
-            data, _type = await fetch_limited(
+            data, served = await fetch_limited(
                 ctx.http, ref.url, limit=MAX_MEDIA_BYTES, auth=config.credentials().auth
             )
         except TooLarge as exc:
             raise BadPayload(str(exc)) from exc
+        _check_type(ref.content_type, served)
         return data
 
     async def send(
@@ -152,6 +153,15 @@ class SmsChannel(Channel[SmsConfig]):
                 return _receipt(earlier)
         sent = await api.create(ctx.http, credentials, _params(outbound, config))
         return _receipt(sent)
+
+
+def _check_type(declared: str, served: str) -> None:
+    """The file must be what the webhook said it is (an image is not served as a page)."""
+    served_type = served.split(";", 1)[0].strip().lower()
+    if not served_type or served_type == "application/octet-stream":
+        return
+    if served_type.split("/", 1)[0] != declared.split("/", 1)[0].strip().lower():
+        raise BadPayload(f"the provider served {served_type} for a {declared} attachment")
 
 
 def _params(outbound: OutboundMessage, config: SmsConfig) -> list[tuple[str, str]]:
