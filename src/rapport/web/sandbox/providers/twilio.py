@@ -10,187 +10,40 @@ answers the standard reply itself; START lifts it).
 from __future__ import annotations
 
 import base64
-import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime
-from email.utils import format_datetime
 from typing import Any, ClassVar
-from urllib.parse import urlencode
-from xml.etree import ElementTree
 
-import phonenumbers
 from fastapi import APIRouter, BackgroundTasks, Request
 from starlette.responses import JSONResponse, Response
 
 from rapport.channels.sms.consent import KeywordKind, classify
-from rapport.lib.twilio_webhooks import SIGNATURE_HEADER, compute_signature
 from rapport.web.sandbox.common import (
     CustomerMessage,
     Deliver,
     Faults,
     InboxSpec,
     SandboxInbox,
-    SignedCall,
     Transcript,
     error_response,
     slow,
 )
+from rapport.web.sandbox.providers.twilio_wire import (
+    call_params,
+    message_params,
+    new_sid,
+    resource,
+    signed,
+    status_params,
+    twilio_error,
+    twiml_messages,
+)
+
+__all__ = ["FakeTwilio", "call_params", "message_params", "new_sid", "signed", "status_params"]
 
 API = "/2010-04-01/Accounts/{account_sid}"
 SANDBOX_ACCOUNT_SID = "AC" + "5a" * 16
 SANDBOX_AUTH_TOKEN = "sandbox-twilio-auth-token-0123456789"
 SANDBOX_NUMBER = "+34910000000"
-FORM = "application/x-www-form-urlencoded"
-
-
-def new_sid(prefix: str) -> str:
-    return prefix + uuid.uuid4().hex
-
-
-def _country(number: str) -> str:
-    try:
-        return phonenumbers.region_code_for_number(phonenumbers.parse(number)) or ""
-    except phonenumbers.NumberParseException:
-        return ""
-
-
-def signed(url: str, token: str, params: list[tuple[str, str]]) -> SignedCall:
-    """A form-encoded webhook signed the way Twilio signs it."""
-    return SignedCall(
-        url=url,
-        body=urlencode(params).encode(),
-        headers={"Content-Type": FORM, SIGNATURE_HEADER: compute_signature(token, url, params)},
-    )
-
-
-def message_params(
-    *,
-    account_sid: str,
-    sid: str,
-    sender: str,
-    to: str,
-    body: str,
-    media: Sequence[tuple[str, str]] = (),
-    extra: Sequence[tuple[str, str]] = (),
-) -> list[tuple[str, str]]:
-    """An incoming message webhook's parameters, in the order Twilio's document lists them."""
-    params = [
-        ("ToCountry", _country(to)),
-        ("SmsMessageSid", sid),
-        ("NumMedia", str(len(media))),
-        ("SmsSid", sid),
-        ("SmsStatus", "received"),
-        ("Body", body),
-        ("FromCountry", _country(sender)),
-        ("To", to),
-        ("NumSegments", "1"),
-        ("MessageSid", sid),
-        ("AccountSid", account_sid),
-        ("From", sender),
-        ("ApiVersion", "2010-04-01"),
-    ]
-    for n, (url, content_type) in enumerate(media):
-        params += [(f"MediaContentType{n}", content_type), (f"MediaUrl{n}", url)]
-    return params + list(extra)
-
-
-def status_params(
-    *, account_sid: str, sid: str, status: str, sender: str, to: str, error_code: str = ""
-) -> list[tuple[str, str]]:
-    """A status callback's parameters ("Outbound Message Status in Status Callbacks")."""
-    params = [
-        ("SmsSid", sid),
-        ("SmsStatus", status),
-        ("MessageStatus", status),
-        ("To", to),
-        ("MessageSid", sid),
-        ("AccountSid", account_sid),
-        ("From", sender),
-        ("ApiVersion", "2010-04-01"),
-    ]
-    if status in ("delivered", "undelivered"):
-        params.append(("RawDlrDoneDate", datetime.now(UTC).strftime("%y%m%d%H%M")))
-    if error_code:
-        params.append(("ErrorCode", error_code))
-    return params
-
-
-def call_params(
-    *,
-    account_sid: str,
-    call_sid: str,
-    sequence: int,
-    status: str,
-    caller: str,
-    called: str,
-    direction: str = "inbound",
-    duration: int | None = None,
-) -> list[tuple[str, str]]:
-    """A voice status callback's parameters (call progress events)."""
-    params = [
-        ("Called", called),
-        ("CallerCountry", _country(caller)),
-        ("Direction", direction),
-        ("Timestamp", format_datetime(datetime.now(UTC))),
-        ("CallbackSource", "call-progress-events"),
-        ("SequenceNumber", str(sequence)),
-        ("CallSid", call_sid),
-        ("To", called),
-        ("From", caller),
-        ("CallStatus", status),
-        ("AccountSid", account_sid),
-        ("ApiVersion", "2010-04-01"),
-        ("Caller", caller),
-    ]
-    if duration is not None:
-        params.append(("CallDuration", str(duration)))
-    return params
-
-
-def _resource(account_sid: str, params: dict[str, Any], sid: str, status: str) -> dict[str, Any]:
-    now = format_datetime(datetime.now(UTC))
-    return {
-        "account_sid": account_sid,
-        "api_version": "2010-04-01",
-        "body": params.get("Body", ""),
-        "date_created": now,
-        "date_sent": None,
-        "date_updated": now,
-        "direction": "outbound-api",
-        "error_code": None,
-        "error_message": None,
-        "from": params.get("From") or None,
-        "messaging_service_sid": params.get("MessagingServiceSid") or None,
-        "num_media": str(len(params.get("MediaUrl", []))),
-        "num_segments": "1",
-        "price": None,
-        "price_unit": "USD",
-        "sid": sid,
-        "status": status,
-        "to": params.get("To"),
-        "uri": f"/2010-04-01/Accounts/{account_sid}/Messages/{sid}.json",
-    }
-
-
-def _twilio_error(status: int, code: int, message: str) -> JSONResponse:
-    return JSONResponse(
-        {
-            "code": code,
-            "message": message,
-            "more_info": f"https://www.twilio.com/docs/errors/{code}",
-            "status": status,
-        },
-        status_code=status,
-    )
-
-
-def twiml_messages(body: bytes) -> list[str]:
-    """The <Message> replies of a TwiML answer (what Twilio would send back to the customer)."""
-    try:
-        root = ElementTree.fromstring(body)  # noqa: S314 - Rapport's own answer, in the fake
-    except ElementTree.ParseError:
-        return []
-    return [element.text or "" for element in root.iter("Message")]
 
 
 class FakeTwilio:
@@ -259,7 +112,7 @@ class FakeTwilio:
         params["MediaUrl"] = [str(v) for v in form.getlist("MediaUrl")]
         self.creates.append(params)
         if not self._authorised(request, account_sid):
-            return _twilio_error(401, 20003, "Authenticate")
+            return twilio_error(401, 20003, "Authenticate")
         fault = self.faults.next()
         if fault is not None and not fault.accept:
             await slow(fault)
@@ -267,55 +120,55 @@ class FakeTwilio:
         refused = self._refusal(params)
         if refused is not None:
             return refused
-        resource = self._accept(account_sid, params)
+        created = self._accept(account_sid, params)
         if fault is not None:
             await slow(fault)  # accepted, but the answer comes too late for the caller
         if self.deliver is not None and params.get("StatusCallback"):
-            background.add_task(self._report, account_sid, resource, params["StatusCallback"])
-        return JSONResponse(resource, status_code=201)
+            background.add_task(self._report, account_sid, created, params["StatusCallback"])
+        return JSONResponse(created, status_code=201)
 
     def _refusal(self, params: dict[str, Any]) -> Response | None:
         if not params.get("To"):
-            return _twilio_error(400, 21604, "A 'To' phone number is required.")
+            return twilio_error(400, 21604, "A 'To' phone number is required.")
         if not params.get("From") and not params.get("MessagingServiceSid"):
-            return _twilio_error(400, 21603, "A 'From' phone number is required.")
+            return twilio_error(400, 21603, "A 'From' phone number is required.")
         if not params.get("Body") and not params["MediaUrl"]:
-            return _twilio_error(400, 21602, "Message body is required.")
+            return twilio_error(400, 21602, "Message body is required.")
         if (params.get("From", ""), params["To"]) in self.opted_out:
-            return _twilio_error(400, 21610, "Attempt to send to unsubscribed recipient")
+            return twilio_error(400, 21610, "Attempt to send to unsubscribed recipient")
         return None
 
     def _accept(self, account_sid: str, params: dict[str, Any]) -> dict[str, Any]:
-        resource = _resource(account_sid, params, new_sid("SM"), "queued")
-        self.messages.append(resource)
+        created = resource(account_sid, params, new_sid("SM"), "queued")
+        self.messages.append(created)
         thread = (params.get("From") or params.get("MessagingServiceSid", ""), params["To"])
         self.transcript.add(
             thread,
             "business",
             params.get("Body", ""),
-            resource["sid"],
+            created["sid"],
             status="queued",
             media=list(params["MediaUrl"]),
         )
-        return resource
+        return created
 
-    async def _report(self, account_sid: str, resource: dict[str, Any], url: str) -> None:
+    async def _report(self, account_sid: str, message: dict[str, Any], url: str) -> None:
         assert self.deliver is not None
         for status in self.statuses:
-            resource["status"] = status
-            self.transcript.set_status(resource["sid"], status)
+            message["status"] = status
+            self.transcript.set_status(message["sid"], status)
             params = status_params(
                 account_sid=account_sid,
-                sid=resource["sid"],
+                sid=message["sid"],
                 status=status,
-                sender=resource["from"] or "",
-                to=resource["to"],
+                sender=message["from"] or "",
+                to=message["to"],
             )
             await self.deliver(signed(url, self.accounts[account_sid], params))
 
     async def _list(self, account_sid: str, request: Request) -> Response:
         if not self._authorised(request, account_sid):
-            return _twilio_error(401, 20003, "Authenticate")
+            return twilio_error(401, 20003, "Authenticate")
         fault = self.faults.next()
         if fault is not None:
             await slow(fault)
@@ -336,9 +189,9 @@ class FakeTwilio:
     ) -> Response:
         self.media_fetches += 1
         if not self._authorised(request, account_sid):
-            return _twilio_error(401, 20003, "Authenticate")
+            return twilio_error(401, 20003, "Authenticate")
         if media_sid not in self.media:
-            return _twilio_error(404, 20404, "The requested resource was not found")
+            return twilio_error(404, 20404, "The requested resource was not found")
         content_type, data = self.media[media_sid]
         return Response(data, media_type=content_type)
 
