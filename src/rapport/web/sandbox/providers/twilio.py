@@ -202,7 +202,12 @@ class FakeTwilio:
         return inbox.channel in self.channels and bool(self.base_url) and base == self.base_url
 
     def thread_of(self, inbox: SandboxInbox, customer: str) -> tuple[str, str]:
-        business = inbox.config.get("from_number") or inbox.config.get("messaging_service_sid")
+        config = inbox.config
+        business = (
+            config.get("from_number")
+            or config.get("messaging_service_sid")
+            or config.get("phone_number")  # a voice inbox
+        )
         return (str(business or SANDBOX_NUMBER), customer)
 
     def media_url(self, account_sid: str, message_sid: str, content_type: str, data: bytes) -> str:
@@ -261,7 +266,7 @@ class FakeTwilio:
     ) -> None:
         """A call from the customer: call progress events, answered or missed."""
         account_sid, token = inbox.config["account_sid"], inbox.config["auth_token"]
-        business = str(inbox.config.get("phone_number") or SANDBOX_NUMBER)
+        business, _customer = self.thread_of(inbox, message.customer)
         seconds = message.call_seconds or 0
         final = "completed" if seconds else "no-answer"
         call_sid = new_sid("CA")
