@@ -108,11 +108,12 @@ class Channel(Generic[ConfigT]):
         """Answer a GET verification handshake (Meta's hub.challenge), or None if unsupported."""
         return None
 
-    def dedupe_key(self, request: RawRequest) -> str:
-        """A key that is the same for every redelivery of this call."""
+    def dedupe_key(self, request: RawRequest, config: ConfigT) -> str:
+        """A key that is the same for every redelivery of this call (after `verify`)."""
         raise NotImplementedError
 
-    def ack(self, request: RawRequest) -> Ack:
+    def ack(self, request: RawRequest, config: ConfigT) -> Ack:
+        """What the provider expects back once the call is stored (a verified call)."""
         return Ack()
 
     def parse(self, body: bytes, content_type: str, config: ConfigT) -> Sequence[Parsed]:
