@@ -13,7 +13,7 @@ from rapport.web.app import create_app
 from rapport.web.sandbox.catalog import seed_sandbox_inboxes
 from rapport.workers.relay import worker_in_background
 from tests.conftest import make_settings
-from tests.support.browser import browser, screenshot, sign_in
+from tests.support.browser import chromium_browser, screenshot, sign_in
 from tests.support.factory import PASSWORD, Factory
 from tests.support.live import free_port, serve
 
@@ -65,7 +65,7 @@ async def test_an_sms_conversation_played_in_the_sandbox(db_url, tmp_path, chrom
     app = create_app(settings, services=services, background=[worker_in_background])
     async with serve(app, port=port):
         admin, agent, inboxes = await _demo_like_account(services)
-        async with browser(chromium) as chrome:
+        async with chromium_browser(chromium) as chrome:
             customer_side = await chrome.new_context(viewport={"width": 1280, "height": 820})
             agent_side = await chrome.new_context(viewport={"width": 1440, "height": 900})
             phone = await customer_side.new_page()
