@@ -215,6 +215,8 @@ async def test_a_whatsapp_customer_who_never_wrote_must_give_a_number(client, se
     assert response.status_code == 422
     async with services.read_session() as session:
         assert await session.scalar(select(Message)) is None
+    page = await client.get("/sandbox", params={"inbox": inboxes["whatsapp"].id, "customer": "N"})
+    assert page.status_code == 200  # the page still shows, with an empty phone
 
 
 async def test_the_page_carries_the_accounts_chat_widget(client, services, factory):

@@ -39,8 +39,6 @@ NEW_CUSTOMERS = {
 
 # The widget styles its Shadow DOM with a <style> element: this page (demo only) allows it.
 WIDGET_PAGE_CSP = CSP.replace("style-src 'self'", "style-src 'self' 'unsafe-inline'")
-
-
 # Channels listed in the order Rapport lists them everywhere (CHANNEL_LABELS), then by name.
 CHANNEL_ORDER = {kind: rank for rank, kind in enumerate(CHANNEL_LABELS)}
 # The number the page suggests to a website visitor: no demo customer holds it.

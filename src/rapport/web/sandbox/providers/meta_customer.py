@@ -40,14 +40,14 @@ class Subscription:
 
 def customer_address(channel: str, value: str) -> str:
     """The customer as the sandbox names them: a WhatsApp number in E.164, else Meta's id."""
-    if channel == "whatsapp":
-        digits = re.sub(r"\D", "", value)
-        if not digits:
-            raise InvalidInput("a WhatsApp customer is a phone number", field="customer")
-        return "+" + digits
-    if not value.strip().isdigit():
+    return "+" + re.sub(r"\D", "", value) if channel == "whatsapp" else value.strip()
+
+
+def _check_address(channel: str, address: str) -> None:
+    if channel == "whatsapp" and address == "+":
+        raise InvalidInput("a WhatsApp customer is a phone number", field="customer")
+    if channel != "whatsapp" and not address.isdigit():
         raise InvalidInput("a Messenger or Instagram customer id is a number", field="customer")
-    return value.strip()
 
 
 def _attachment_kind(content_type: str) -> str:
@@ -74,6 +74,7 @@ class MetaCustomer(MetaPayloads):
         self, inbox: SandboxInbox, message: CustomerMessage, deliver: Deliver
     ) -> None:
         node, customer = self.thread_of(inbox, message.customer)
+        _check_address(inbox.channel, customer)
         secret = str(inbox.config["app_secret"])
         self.subscriptions[node] = Subscription(inbox.channel, inbox.webhook_url, secret)
         provider_id, hook = self._customer_webhook(inbox.channel, node, customer, message)
