@@ -46,7 +46,7 @@ async def test_agent_answers_a_whatsapp_customer(settings, services, factory, ch
     worker_task = asyncio.create_task(Worker(services, idle_poll_seconds=0.1).run(stop))
     async with fake_meta_server() as fake:
         inbox = await make_inbox(
-            services, account, "whatsapp", whatsapp_config(fake.public_base_url), "WhatsApp Ventas"
+            services, account, "whatsapp", whatsapp_config(fake.base_url), "WhatsApp Ventas"
         )
         app = create_app(settings, services=services)
         app.state.services = services
