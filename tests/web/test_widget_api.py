@@ -8,14 +8,14 @@ from sqlalchemy import func, select
 from rapport.channels.registry import ADAPTERS
 from rapport.domain import events
 from rapport.domain.agents.models import User
-from rapport.domain.contacts.models import Identity, IdentityKind
+from rapport.domain.contacts.models import Identity, IdentityKind, Verification
 from rapport.domain.conversations import actions
 from rapport.domain.conversations.models import Conversation, Message
 from rapport.domain.conversations.queries import reply_routes
 from rapport.domain.events import Event
 from rapport.domain.inboxes.actions import create_inbox
 from rapport.domain.inboxes.models import Inbox
-from rapport.domain.ports import ChannelPolicy
+from rapport.domain.ports import ChannelPolicy, IdentityClaim
 from rapport.domain.visitors.models import VisitorSession
 from tests.support.webchat import SITE, Visitor, user_hash, widget_inbox
 
@@ -329,3 +329,27 @@ async def test_identify_attempts_are_rate_limited(client, factory, services):
         for _ in range(3)
     ]
     assert codes == [401, 401, 429]
+
+
+async def test_a_typed_phone_never_shows_its_owners_other_channels(
+    client, factory, services, worker
+):
+    """Someone types another person's phone in the widget; that person's SMS joins the contact
+    (the phone is theirs), but the widget keeps showing only what went through the widget."""
+    account = await factory.account()
+    inbox = await widget_inbox(services, account)
+    sms_like = await factory.api_inbox(account, name="Phone line")
+    visitor = Visitor(client, inbox)
+    await visitor.start()
+    await visitor.post("/details", json={"phone": "+34 612 000 111"})
+    await visitor.say("hello from the website", "typed-00001")
+    await worker.drain()
+    owner = await factory.receive(
+        account,
+        sms_like,
+        text="my bank code is 4421",
+        claims=(IdentityClaim(IdentityKind.phone, "+34612000111", Verification.provider),),
+    )
+    texts = [m["content"] for m in await visitor.messages()]
+    assert texts == ["hello from the website"]
+    assert (await visitor.get(f"/messages/{owner.message.id}")).status_code == 404

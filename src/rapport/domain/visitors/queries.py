@@ -76,7 +76,13 @@ class VisitorMessage:
 
 
 def _visible(visit: VisitorSession) -> list[ColumnElement[bool]]:
-    return [Message.conversation_id == visit.conversation_id, Message.private.is_(False)]
+    conditions = [Message.conversation_id == visit.conversation_id, Message.private.is_(False)]
+    if visit.verified_as is None:
+        # A visitor without proof sees only what travelled through this widget: a phone or an
+        # email they typed may be someone else's, whose messages on other channels must not
+        # reach them even when they join the same conversation.
+        conditions.append(Message.inbox_id == visit.inbox_id)
+    return conditions
 
 
 async def visitor_messages(
