@@ -8,6 +8,7 @@ from rapport.domain.contacts.models import Contact, Identity
 from rapport.domain.conversations.models import Attachment, Conversation, Message
 from rapport.domain.events import Event, EventCounter
 from rapport.domain.inboxes.models import InboundEvent, Inbox
+from rapport.domain.intake.models import IntakeCursor
 
 __all__ = [
     "Account",
@@ -21,6 +22,7 @@ __all__ = [
     "Identity",
     "InboundEvent",
     "Inbox",
+    "IntakeCursor",
     "Message",
     "OutboxJob",
     "Team",
