@@ -6,8 +6,12 @@ from typing import Any
 
 from rapport.channels.api import ApiChannel
 from rapport.channels.base import Channel
+from rapport.channels.email import EmailChannel
 
-ADAPTERS: tuple[Channel[Any], ...] = (ApiChannel(),)
+ADAPTERS: tuple[Channel[Any], ...] = (
+    ApiChannel(),
+    EmailChannel(),
+)
 
 _BY_KIND: dict[str, Channel[Any]] = {adapter.kind: adapter for adapter in ADAPTERS}
 
