@@ -20,8 +20,9 @@ from rapport.domain import events
 from rapport.domain.accounts.models import Account
 from rapport.domain.inboxes.actions import create_inbox
 from rapport.domain.inboxes.models import Inbox
+from rapport.workers.listeners import listeners_in_background
 from tests.support.factory import Factory
-from tests.support.live import free_port
+from tests.support.live import eventually, free_port
 
 FIXTURES = Path(__file__).resolve().parents[2] / "src/rapport/channels/email/fixtures"
 SUPPORT_ADDRESS = "support@support.example.com"
@@ -116,3 +117,21 @@ async def send_mail(port: int, raw: bytes, *, sender: str, recipients: list[str]
         use_tls=False,
         timeout=10,
     )
+
+
+@asynccontextmanager
+async def listening(services: Any, port: int) -> AsyncIterator[None]:
+    """Run the channel listeners and wait until the SMTP listener accepts connections."""
+
+    async def accepting() -> bool:
+        try:
+            _reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            return False
+        writer.close()
+        await writer.wait_closed()
+        return True
+
+    async with listeners_in_background(services):
+        await eventually(accepting)
+        yield

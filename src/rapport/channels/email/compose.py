@@ -90,15 +90,22 @@ def _html_body(content: str, signature: Sequence[str]) -> str:
     )
 
 
+def _subject(draft: Draft, config: EmailConfig, *, threaded: bool) -> str:
+    """Re: the conversation's subject; a conversation begun elsewhere gets the inbox's."""
+    subject = checked(draft.subject or "").strip()
+    base = subject or checked(config.default_subject or config.from_name or config.address)
+    return reply_subject(base) if subject or threaded else base
+
+
 def build_message(draft: Draft, config: EmailConfig) -> EmailMessage:
     message = EmailMessage(policy=MAIL_POLICY)
     name = config.from_name or draft.sender_name or ""
     message["From"] = _address(name, config.address)
     message["To"] = _address("", draft.to)
-    message["Subject"] = reply_subject(checked(draft.subject or ""))
+    refs = [ref for ref in draft.references if is_message_id(ref)][-MAX_REFERENCES:]
+    message["Subject"] = _subject(draft, config, threaded=bool(refs))
     message["Date"] = format_datetime(utcnow())
     message["Message-ID"] = checked(f"<{draft.message_id}>")
-    refs = [ref for ref in draft.references if is_message_id(ref)][-MAX_REFERENCES:]
     if refs:
         message["In-Reply-To"] = checked(f"<{refs[-1]}>")
         message["References"] = checked(" ".join(f"<{ref}>" for ref in refs))

@@ -25,6 +25,11 @@ def _no_line_breaks(value: str) -> str:
 class EmailConfig(BaseModel):
     address: str = Field(description="The support address customers write to (From of replies)")
     from_name: str = Field(default="", max_length=120, description="Name shown as the sender")
+    default_subject: str = Field(
+        default="",
+        max_length=200,
+        description="Subject of a first mail in a conversation that has none (started in chat)",
+    )
     signature: list[str] = Field(
         default_factory=list, description="Added under every reply, one line per row"
     )
@@ -70,7 +75,13 @@ class EmailConfig(BaseModel):
             raise ValueError("not an email address") from exc
 
     @field_validator(
-        "from_name", "reply_domain", "smtp_host", "imap_host", "imap_mailbox", "smtp_username"
+        "from_name",
+        "default_subject",
+        "reply_domain",
+        "smtp_host",
+        "imap_host",
+        "imap_mailbox",
+        "smtp_username",
     )
     @classmethod
     def _one_line(cls, value: str) -> str:

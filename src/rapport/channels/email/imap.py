@@ -95,33 +95,34 @@ class MailboxPoller:
             with suppress(Exception):
                 await self._host.release(self._inbox_id, self.source)
 
-    async def _connect(self) -> aioimaplib.IMAP4:
+    def _client(self) -> aioimaplib.IMAP4:
         config = self._config
         kind = aioimaplib.IMAP4_SSL if config.imap_security == "tls" else aioimaplib.IMAP4
-        imap = kind(host=config.imap_host, port=config.imap_port, timeout=IMAP_TIMEOUT)
-        await imap.wait_hello_from_server()
-        response = await imap.login(config.imap_username, config.imap_password)
-        if response.result != "OK":
-            raise ImapError("the IMAP server refused the username or password")
-        return imap
+        return kind(host=config.imap_host, port=config.imap_port, timeout=IMAP_TIMEOUT)
 
     async def _session(self, cursor: Cursor) -> None:
-        imap = await self._connect()
+        imap = self._client()
         try:
-            selected = _ok(await imap.select(self._config.imap_mailbox), "SELECT")
-            uidvalidity = _number(_UIDVALIDITY, selected.lines)
-            if uidvalidity is None:
-                raise ImapError("the server gave no UIDVALIDITY")
-            position = await self._start(imap, cursor, uidvalidity, selected.lines)
-            idle = "IDLE" in imap.protocol.capabilities
-            while True:
-                position = await self._fetch_new(imap, uidvalidity, position)
-                await self._wait(imap, idle)
-                if await self._host.claim(self._inbox_id, self.source) is None:
-                    raise LeaseLost(self.source)
+            await imap.wait_hello_from_server()
+            login = await imap.login(self._config.imap_username, self._config.imap_password)
+            if login.result != "OK":
+                raise ImapError("the IMAP server refused the username or password")
+            await self._read(imap, cursor)
         finally:
-            with suppress(Exception):
-                await imap.logout()
+            await _close(imap)
+
+    async def _read(self, imap: aioimaplib.IMAP4, cursor: Cursor) -> None:
+        selected = _ok(await imap.select(self._config.imap_mailbox), "SELECT")
+        uidvalidity = _number(_UIDVALIDITY, selected.lines)
+        if uidvalidity is None:
+            raise ImapError("the server gave no UIDVALIDITY")
+        position = await self._start(imap, cursor, uidvalidity, selected.lines)
+        idle = "IDLE" in imap.protocol.capabilities
+        while True:
+            position = await self._fetch_new(imap, uidvalidity, position)
+            await self._wait(imap, idle)
+            if await self._host.claim(self._inbox_id, self.source) is None:
+                raise LeaseLost(self.source)
 
     async def _start(
         self, imap: aioimaplib.IMAP4, cursor: Cursor, uidvalidity: int, lines: list[bytes]
@@ -182,6 +183,16 @@ class MailboxPoller:
         finally:
             imap.idle_done()
         await asyncio.wait_for(waiting, IMAP_TIMEOUT)
+
+
+async def _close(imap: aioimaplib.IMAP4) -> None:
+    """Log out politely if the connection allows it, and always close the socket."""
+    if imap.get_state() in ("AUTH", "SELECTED"):
+        with suppress(Exception):
+            await imap.logout()
+    transport = getattr(imap.protocol, "transport", None)
+    if transport is not None:
+        transport.close()
 
 
 def _uids(lines: list[bytes]) -> list[int]:
