@@ -207,7 +207,8 @@ class Channel(Generic[ConfigT]):
     async def listen(self, host: IntakeHost, stop: asyncio.Event) -> None:
         """Run this channel's listeners (SMTP server, mailbox pollers) until `stop` is set."""
 
-    def webhook_path(self, inbox_id: int) -> str:
+    def webhook_path(self, inbox_id: int) -> str | None:
+        """Where the provider calls; None for a channel that takes no webhooks (email)."""
         return f"/hooks/{self.kind}/{inbox_id}"
 
 

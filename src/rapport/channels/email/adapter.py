@@ -54,6 +54,9 @@ class EmailChannel(Channel[EmailConfig]):
         identity_kind=IdentityKind.email, threading=True, media=True
     )
 
+    def webhook_path(self, inbox_id: int) -> str | None:
+        return None  # mail arrives through the SMTP listener and IMAP polling
+
     def parse(self, body: bytes, content_type: str, config: EmailConfig) -> Sequence[Parsed]:
         return parse_mail(body, config)
 

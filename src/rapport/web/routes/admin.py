@@ -41,8 +41,9 @@ async def settings_home(agent: AdminAgent) -> Response:
 # --- inboxes -----------------------------------------------------------------------------------
 
 
-def _webhook_url(services: Services, inbox: Inbox) -> str:
-    return services.settings.public_url + adapter_for(inbox.channel).webhook_path(inbox.id)
+def _webhook_url(services: Services, inbox: Inbox) -> str | None:
+    path = adapter_for(inbox.channel).webhook_path(inbox.id)
+    return services.settings.public_url + path if path else None
 
 
 @router.get("/inboxes")
