@@ -58,7 +58,10 @@ async def process_inbound(services: Services, job: ClaimedJob) -> None:
         parsed = list(adapter.parse(body, content_type, config))
     except (BadPayload, ValueError, KeyError, TypeError) as exc:
         return await _flag(services, job, inbound_id, f"{type(exc).__name__}: {exc}")
-    files = await _fetch_all(services, adapter, config, parsed)
+    try:
+        files = await _fetch_all(services, adapter, config, parsed)
+    except BadPayload as exc:  # an attachment over the size limit: keep, flag, show
+        return await _flag(services, job, inbound_id, f"{type(exc).__name__}: {exc}")
     try:
         await _apply(services, job, inbound_id, parsed, files)
     except DomainError as exc:

@@ -6,6 +6,7 @@ from rapport.channels.email.inbound import dedupe_key
 from rapport.domain import events
 from rapport.domain.conversations.models import Attachment, Message
 from rapport.domain.inboxes.actions import store_inbound
+from rapport.domain.inboxes.models import InboundEvent
 from tests.support.factory import login
 from tests.support.mail import email_inbox, fixture
 
@@ -70,3 +71,15 @@ async def test_hostile_html_and_subjects_render_inert(client, services, factory,
     assert "<script>alert" not in body and "document.cookie" not in body
     assert 'onload="' not in body and "javascript:alert" not in body and "<iframe" not in body
     assert "&lt;img src=x onerror=alert(1)&gt; Urgent" in body  # the subject, escaped
+
+
+async def test_an_attachment_over_the_limit_flags_the_mail_instead_of_retrying(
+    services, factory, worker
+):
+    account = await factory.account()
+    inbox = await email_inbox(factory, account)
+    services.settings.max_attachment_bytes = 50  # the fixture's PDF is 78 bytes
+    assert await _receive(services, worker, inbox, "inline_cid_image.eml") == []
+    async with services.read_session() as session:
+        stored = await session.scalar(select(InboundEvent))
+    assert stored.status == "failed" and "larger than the limit" in stored.error
