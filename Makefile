@@ -44,7 +44,7 @@ bench: install ## Benchmarks against raw baselines; writes bench/results/latest.
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 messages: install ## Extract translatable strings and update the Spanish catalog
-	$(BIN)/pybabel extract -F babel.cfg -k _ -k gettext -k ngettext:1,2 -k InvalidInput -k Conflict -k Forbidden -k ReplyCheck:2 -k SendError --no-location --sort-output -o src/rapport/locale/messages.pot src
+	$(BIN)/pybabel extract -F babel.cfg -k _ -k N_ -k gettext -k ngettext:1,2 -k InvalidInput -k Conflict -k Forbidden -k ReplyCheck:2 -k SendError --no-location --sort-output -o src/rapport/locale/messages.pot src
 	$(BIN)/pybabel update -i src/rapport/locale/messages.pot -d src/rapport/locale --no-fuzzy-matching
 
 clean: ## Remove the virtualenv, node_modules and local data

@@ -6,6 +6,8 @@ set -u
 missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v dovecot >/dev/null 2>&1 || missing+=(dovecot-imapd)
+# Customers write emoji: screenshots of the inbox need a font that draws them.
+fc-list 2>/dev/null | grep -qi "color emoji" || missing+=(fonts-noto-color-emoji)
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
   echo "installing ${missing[*]} for the end-to-end tests"

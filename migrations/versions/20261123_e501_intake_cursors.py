@@ -1,7 +1,7 @@
 """intake cursors: how far each polled mailbox was read (UIDVALIDITY, UID) and who reads it
 
 Revision ID: e501
-Revises: 0001
+Revises: w501
 Create Date: 2026-11-23 17:00:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "e501"
-down_revision: str | Sequence[str] | None = "0001"
+down_revision: str | Sequence[str] | None = "w501"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -22,6 +22,7 @@ from rapport.lib.http import build_client
 from rapport.lib.storage import LocalFileStore
 from rapport.realtime.bus import Bus, create_bus
 from rapport.realtime.hub import Hub
+from rapport.realtime.presence import Presence
 from rapport.settings import Settings
 
 ATTACHMENT_LINK_PURPOSE = "attachment-link"
@@ -36,6 +37,7 @@ class Services:
     bus: Bus
     http: httpx.AsyncClient
     hub: Hub | None = None
+    presence: Presence | None = None
     _started: bool = field(default=False, repr=False)
 
     @asynccontextmanager
@@ -85,11 +87,16 @@ class Services:
         await self.bus.start()
         if self.hub is not None:
             self.bus.on_event(self.hub.on_wire)
+            self.bus.on_ephemeral(self.hub.on_ephemeral)
             self.bus.on_reconnect(self.hub.catch_up_all)
             await self.hub.start()
+        if self.presence is not None:
+            await self.presence.start()
         self._started = True
 
     async def stop(self) -> None:
+        if self.presence is not None:
+            await self.presence.stop()
         if self.hub is not None:
             await self.hub.stop()
         await self.bus.stop()
@@ -110,4 +117,5 @@ def build_services(settings: Settings, *, with_hub: bool) -> Services:
     )
     if with_hub:
         services.hub = Hub(replay=services.replay, latest=services.latest_seqs)
+        services.presence = Presence(services.hub, settings.redis_url, prefix=settings.redis_prefix)
     return services

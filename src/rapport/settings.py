@@ -57,6 +57,11 @@ class Settings(BaseSettings):
     session_max_age_seconds: int = 14 * 24 * 3600
     login_rate_limit: str = "10/5minutes"
     default_locale: str = "en"
+    # The public website widget: per browser address, per visitor session, and identify attempts.
+    widget_rate_limit: str = "240/minute"
+    widget_message_rate_limit: str = "30/minute"
+    widget_identify_rate_limit: str = "10/5minutes"
+    widget_max_upload_bytes: int = 10 * 1024 * 1024
 
     # Where front-end packages from the npm registry are installed (htmx); default: the
     # checkout's node_modules, filled by `make install`.

@@ -14,7 +14,7 @@ from rapport.domain.inboxes.actions import store_inbound
 from rapport.domain.inboxes.models import Inbox
 from rapport.domain.ports import IdentityClaim
 from rapport.web.app import create_app
-from tests.support.browser import browser, screenshot, sign_in
+from tests.support.browser import chromium_browser, screenshot, sign_in
 from tests.support.factory import PASSWORD
 from tests.support.live import serve
 from tests.support.mail import email_inbox, smtp_receiver
@@ -96,7 +96,7 @@ async def test_chat_then_email_in_one_conversation(settings, services, factory, 
     await worker.drain()
 
     app = create_app(settings, services=services)
-    async with serve(app) as base, browser(chromium) as chrome:
+    async with serve(app) as base, chromium_browser(chromium) as chrome:
         page = await chrome.new_page(viewport={"width": 1280, "height": 860})
         await sign_in(page, base, agent.email, PASSWORD)
         await page.goto(f"{base}/conversations/{started.conversation.id}")

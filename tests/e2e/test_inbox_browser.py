@@ -10,7 +10,7 @@ from playwright.async_api import expect
 from rapport.lib import signatures
 from rapport.web.app import create_app
 from rapport.workers.relay import worker_in_background
-from tests.support.browser import browser, screenshot, sign_in
+from tests.support.browser import chromium_browser, screenshot, sign_in
 from tests.support.factory import API_SECRET, PASSWORD, signed_api_call
 from tests.support.live import WebhookReceiver, eventually, serve
 
@@ -56,7 +56,7 @@ async def test_live_inbox_reply_round_trip(settings, services, factory, chromium
                 text="Can I add a second admin to our account?",
             )
 
-        async with browser(chromium) as chrome:
+        async with chromium_browser(chromium) as chrome:
             page = await chrome.new_page(viewport={"width": 1440, "height": 900})
             await sign_in(page, base, agent.email, PASSWORD)
             await page.click("text=All")
@@ -100,7 +100,7 @@ async def test_the_inbox_in_spanish(settings, services, factory, chromium):
     async with serve(app) as base:
         account = await factory.account()
         agent = await factory.user(account, locale="es")
-        async with browser(chromium) as chrome:
+        async with chromium_browser(chromium) as chrome:
             page = await chrome.new_page()
             await sign_in(page, base, agent.email, PASSWORD)
             assert await page.locator(".scope").all_inner_texts() == [

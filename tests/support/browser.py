@@ -1,13 +1,15 @@
-"""Playwright driving the system Chromium (never a downloaded browser)."""
+"""Playwright on the system Chromium, as TESTING.md describes, and small helpers for pages."""
 
 from __future__ import annotations
 
+import struct
+import zlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from playwright.async_api import async_playwright
+from playwright.async_api import Browser, async_playwright
 
 ARGS = [
     "--no-sandbox",
@@ -18,17 +20,17 @@ ARGS = [
     "--use-fake-device-for-media-stream",
     "--use-fake-ui-for-media-stream",
 ]
-SCREENSHOTS = Path(__file__).parents[2] / "docs" / "images"
+IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
 
 
 @asynccontextmanager
-async def browser(executable: str) -> AsyncIterator[Any]:
+async def chromium_browser(executable: str) -> AsyncIterator[Browser]:
     async with async_playwright() as playwright:
-        instance = await playwright.chromium.launch(executable_path=executable, args=ARGS)
+        browser = await playwright.chromium.launch(executable_path=executable, args=ARGS)
         try:
-            yield instance
+            yield browser
         finally:
-            await instance.close()
+            await browser.close()
 
 
 async def sign_in(page: Any, base_url: str, email: str, password: str) -> None:
@@ -40,5 +42,27 @@ async def sign_in(page: Any, base_url: str, email: str, password: str) -> None:
 
 
 async def screenshot(page: Any, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    await page.screenshot(path=str(SCREENSHOTS / name))
+    """Save a screenshot a reader of the docs should see (docs/images/NAME)."""
+    IMAGES.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(IMAGES / name))
+
+
+def png(width: int = 96, height: int = 64) -> bytes:
+    """A small, real PNG (a warm gradient) so browsers render it as an image."""
+    rows = b"".join(
+        b"\x00" + b"".join(bytes((200 - y, 120 + x // 2, 60 + (x + y) // 3)) for x in range(width))
+        for y in range(height)
+    )
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )

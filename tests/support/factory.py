@@ -108,8 +108,10 @@ class Factory:
             provider_id=provider_id or f"msg-{next(_seq)}",
         )
         async with self.services.session() as session:
-            account = await session.merge(account)
-            inbox = await session.merge(inbox)
+            # Load fresh rows: merging a stale Account would write back its old event counter.
+            account = await session.get(Account, account.id)
+            inbox = await session.get(Inbox, inbox.id)
+            assert account is not None and inbox is not None
             received = await actions.receive_message(
                 session, account=account, inbox=inbox, inbound=inbound
             )

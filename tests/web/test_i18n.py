@@ -16,6 +16,8 @@ def _extract(tmp_path: Path) -> set[str]:
     pot = tmp_path / "messages.pot"
     keywords = [
         "-k",
+        "N_",
+        "-k",
         "_",
         "-k",
         "gettext",

@@ -201,6 +201,9 @@ class Channel(Generic[ConfigT]):
     ) -> ProviderReceipt:
         raise NotImplementedError
 
+    async def list_templates(self, config: ConfigT, ctx: SendContext) -> list[dict[str, Any]]:
+        return []
+
     async def connect(self, inbox_id: int, config: ConfigT, ctx: SendContext) -> None:
         """Called when an inbox is saved: register webhooks with the provider if it has an API."""
 

@@ -7,10 +7,18 @@ from typing import Any
 from rapport.channels.api import ApiChannel
 from rapport.channels.base import Channel
 from rapport.channels.email import EmailChannel
+from rapport.channels.instagram import InstagramChannel
+from rapport.channels.messenger import MessengerChannel
+from rapport.channels.webchat import WebchatChannel
+from rapport.channels.whatsapp import WhatsAppChannel
 
 ADAPTERS: tuple[Channel[Any], ...] = (
     ApiChannel(),
+    WebchatChannel(),
     EmailChannel(),
+    WhatsAppChannel(),
+    MessengerChannel(),
+    InstagramChannel(),
 )
 
 _BY_KIND: dict[str, Channel[Any]] = {adapter.kind: adapter for adapter in ADAPTERS}

@@ -9,6 +9,7 @@ from rapport.domain.conversations.models import Attachment, Conversation, Messag
 from rapport.domain.events import Event, EventCounter
 from rapport.domain.inboxes.models import InboundEvent, Inbox
 from rapport.domain.intake.models import IntakeCursor
+from rapport.domain.visitors.models import VisitorSession
 
 __all__ = [
     "Account",
@@ -28,4 +29,5 @@ __all__ = [
     "Team",
     "TeamMember",
     "User",
+    "VisitorSession",
 ]

@@ -58,6 +58,12 @@ class InboundMessage:
     # Our own send coming back from the provider: matched to the outgoing message, never shown
     # as the customer's.
     echo: bool = False
+    # Echoes: our idempotency key as the provider carried it back (Messenger `metadata`), which
+    # matches our send even when its answer was lost.
+    reference: str | None = None
+    # Echoes: a message the business sent outside Rapport (the provider's own app), stored as an
+    # outgoing message marked so, since the agent must see what the customer was told.
+    sent_elsewhere: bool = False
     # Machine-written mail (Auto-Submitted, vacation notices): stored, but triggers nothing.
     auto_reply: bool = False
 
@@ -70,6 +76,13 @@ class StatusUpdate:
     status: DeliveryStatus
     error: str | None = None
     occurred_at: datetime | None = None
+    # Our idempotency key as the provider carried it back (WhatsApp `biz_opaque_callback_data`):
+    # finds a send whose answer was lost, so a retry does not send it twice.
+    reference: str | None = None
+    # A watermark receipt (Messenger reads): every message sent to `recipient` on this inbox up
+    # to this time; `provider_id` is then empty.
+    up_to: datetime | None = None
+    recipient: str | None = None
 
 
 Parsed = InboundMessage | StatusUpdate
@@ -101,6 +114,9 @@ class OutboundMessage:
     reply_to_provider_id: str | None = None
     sender_name: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    # The contact's last message on this inbox: channels whose window depends on it (Messenger's
+    # human agent tag) decide how to send.
+    last_incoming_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -149,6 +165,9 @@ class ChannelPolicy:
     media: bool = True
     threading: bool = False  # email: subject and threading headers kept
     consent_required: bool = False  # SMS: STOP/START recorded on the identity
+    # After `reply_window`, a person (not a bot) may still answer until this much time has passed
+    # since the customer's last message (Messenger and Instagram: the HUMAN_AGENT tag, 7 days).
+    human_reply_window: timedelta | None = None
 
     def check(self, ctx: ReplyContext) -> ReplyCheck:
         if self.identity_kind is not None and not ctx.recipient:
@@ -159,11 +178,24 @@ class ChannelPolicy:
             closed = (
                 ctx.last_incoming_at is None or ctx.now > ctx.last_incoming_at + self.reply_window
             )
+            if closed and self._human_window_open(ctx):
+                return ReplyCheck(
+                    True,
+                    "the 24-hour window is closed: a person may still answer for 7 days after "
+                    "the customer's last message (sent with the human agent tag)",
+                )
             if closed:
                 if self.templates:
                     return ReplyCheck(True, "the reply window is closed", needs_template=True)
                 return ReplyCheck(False, "the reply window is closed")
         return ReplyCheck(True)
+
+    def _human_window_open(self, ctx: ReplyContext) -> bool:
+        return (
+            self.human_reply_window is not None
+            and ctx.last_incoming_at is not None
+            and ctx.now <= ctx.last_incoming_at + self.human_reply_window
+        )
 
 
 class FileStore(Protocol):

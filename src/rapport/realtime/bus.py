@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
@@ -34,6 +35,10 @@ class Bus(Protocol):
 
     def on_event(self, listener: Listener) -> None: ...
 
+    async def publish_ephemeral(self, wire: dict[str, Any]) -> None: ...
+
+    def on_ephemeral(self, listener: Listener) -> None: ...
+
     def on_wake(self, listener: WakeListener) -> None: ...
 
     def on_reconnect(self, listener: Callable[[], Awaitable[None]]) -> None: ...
@@ -42,6 +47,7 @@ class Bus(Protocol):
 class _Listeners:
     def __init__(self) -> None:
         self.events: list[Listener] = []
+        self.ephemerals: list[Listener] = []
         self.wakes: list[WakeListener] = []
         self.reconnects: list[Callable[[], Awaitable[None]]] = []
 
@@ -51,11 +57,20 @@ class _Listeners:
     def on_wake(self, listener: WakeListener) -> None:
         self.wakes.append(listener)
 
+    def on_ephemeral(self, listener: Listener) -> None:
+        self.ephemerals.append(listener)
+
     def on_reconnect(self, listener: Callable[[], Awaitable[None]]) -> None:
         self.reconnects.append(listener)
 
     async def deliver(self, wire: dict[str, Any]) -> None:
-        for listener in self.events:
+        await self._call(self.events, wire)
+
+    async def deliver_ephemeral(self, wire: dict[str, Any]) -> None:
+        await self._call(self.ephemerals, wire)
+
+    async def _call(self, listeners: list[Listener], wire: dict[str, Any]) -> None:
+        for listener in listeners:
             try:
                 await listener(wire)
             except Exception:  # one broken listener must not stop the others
@@ -82,6 +97,9 @@ class MemoryBus(_Listeners):
     async def wake_workers(self) -> None:
         self.wake()
 
+    async def publish_ephemeral(self, wire: dict[str, Any]) -> None:
+        await self.deliver_ephemeral(wire)
+
 
 class RedisBus(_Listeners):
     """Redis pub/sub across nodes; reconnects by itself and tells listeners to catch up."""
@@ -91,6 +109,9 @@ class RedisBus(_Listeners):
         self._url = url
         self.events_channel = f"{prefix}:events"
         self.wake_channel = f"{prefix}:outbox"
+        self.ephemeral_channel = f"{prefix}:ephemeral"
+        # Marks this node's ephemeral publishes, which it already delivered locally.
+        self.node_id = uuid.uuid4().hex
         self._client: redis.Redis | None = None
         self._task: asyncio.Task[None] | None = None
         self.connected = asyncio.Event()
@@ -125,6 +146,15 @@ class RedisBus(_Listeners):
             # Other nodes catch up from the event log; nothing is lost.
             log.warning("realtime.publish_failed", error=str(exc))
 
+    async def publish_ephemeral(self, wire: dict[str, Any]) -> None:
+        """Local listeners now, other nodes through Redis; lost if Redis is down (by design)."""
+        await self.deliver_ephemeral(wire)
+        with contextlib.suppress(redis.RedisError, OSError):
+            assert self._client is not None
+            await self._client.publish(
+                self.ephemeral_channel, json.dumps({**wire, "node": self.node_id})
+            )
+
     async def wake_workers(self) -> None:
         self.wake()
         with contextlib.suppress(redis.RedisError, OSError):
@@ -149,7 +179,7 @@ class RedisBus(_Listeners):
         assert self._client is not None
         pubsub = self._client.pubsub(ignore_subscribe_messages=True)
         try:
-            await pubsub.subscribe(self.events_channel, self.wake_channel)
+            await pubsub.subscribe(self.events_channel, self.wake_channel, self.ephemeral_channel)
             self.connected.set()
             for listener in self.reconnects:
                 await listener()
@@ -164,8 +194,9 @@ class RedisBus(_Listeners):
                 await pubsub.aclose()  # type: ignore[no-untyped-call]
 
     async def _handle(self, message: dict[str, Any]) -> None:
-        if message.get("type") != "message":
-            return  # pongs and (un)subscribe confirmations
+        # `pubsub.ping()` answers arrive here too (type "pong", empty data): not a publish.
+        if message.get("type") not in ("message", "pmessage"):
+            return
         channel = message["channel"]
         channel = channel.decode() if isinstance(channel, bytes) else channel
         if channel == self.wake_channel:
@@ -175,6 +206,10 @@ class RedisBus(_Listeners):
             wire = json.loads(message["data"])
         except ValueError:
             log.warning("realtime.bad_message", channel=channel)
+            return
+        if channel == self.ephemeral_channel:
+            if wire.pop("node", None) != self.node_id:
+                await self.deliver_ephemeral(wire)
             return
         # Our own publishes were delivered locally already; the hub drops repeats by number.
         await self.deliver(wire)

@@ -22,6 +22,7 @@ import structlog
 
 from rapport.domain.conversations.policies import Viewer, can_see
 from rapport.domain.events import Audience, ConversationEvent, PublishedEvent
+from rapport.realtime.ephemeral import EPHEMERAL_SEQ, Typing
 
 log = structlog.get_logger(__name__)
 
@@ -40,6 +41,8 @@ class Subscriber(Protocol):
 
     def accepts(self, event: PublishedEvent) -> bool: ...
 
+    def ephemeral_frame(self, signal: Typing) -> str | None: ...
+
 
 @dataclass(eq=False)
 class AgentSubscriber:
@@ -56,6 +59,9 @@ class AgentSubscriber:
 
     def accepts(self, event: PublishedEvent) -> bool:
         return agent_may_receive(self.viewer, event)
+
+    def ephemeral_frame(self, signal: Typing) -> str | None:
+        return signal.for_agent(self.viewer)
 
 
 @dataclass(eq=False)
@@ -74,6 +80,9 @@ class VisitorSubscriber:
             and event.event.conversation_id == self.conversation_id
             and event.event.reaches_visitor()
         )
+
+    def ephemeral_frame(self, signal: Typing) -> str | None:
+        return signal.for_visitor(self.conversation_id)
 
 
 def agent_may_receive(viewer: Viewer, event: PublishedEvent) -> bool:
@@ -151,6 +160,9 @@ class Hub:
             return len(self._subscribers.get(account_id, ()))
         return sum(len(s) for s in self._subscribers.values())
 
+    def followed_accounts(self) -> list[int]:
+        return list(self._subscribers)
+
     def connected_agent_ids(self, account_id: int) -> set[int]:
         return {
             s.viewer.user_id
@@ -174,6 +186,18 @@ class Hub:
                 await self._catch_up_locked(account_id, upto=seq - 1)
             if seq == self._last_seq.get(account_id, 0) + 1:
                 self._fan_out(PublishedEvent.from_wire(wire))
+
+    async def on_ephemeral(self, wire: dict[str, Any]) -> None:
+        """A typing signal from the bus: straight to the sockets it concerns, never logged."""
+        if wire.get("kind") != "typing":
+            return
+        signal = Typing.from_wire(wire)
+        for subscriber in tuple(self._subscribers.get(signal.account_id, ())):
+            frame = subscriber.ephemeral_frame(signal)
+            if frame is not None:
+                # A socket too far behind for one more frame loses a typing hint, nothing more.
+                with contextlib.suppress(asyncio.QueueFull):
+                    subscriber.queue.put_nowait((EPHEMERAL_SEQ, frame))
 
     async def catch_up_all(self) -> None:
         """Compare every followed account with the log and deliver what is missing."""

@@ -28,7 +28,12 @@ from rapport.web.routes import (
     ops,
     profile,
     realtime,
+    typing,
+    widget,
+    widget_messages,
+    widget_socket,
 )
+from rapport.web.widget_access import WidgetCorsMiddleware
 
 STATIC_DIR = Path(__file__).parent / "static"
 SESSION_COOKIE = "rapport_session"
@@ -79,6 +84,8 @@ def create_app(
     errors.install(app)
     for module in (ops, auth, inbox, contacts, profile, admin, files, hooks, realtime, api_v1):
         app.include_router(module.router)
+    for module in (typing, widget, widget_messages, widget_socket):
+        app.include_router(module.router)
     app.mount(
         "/static/vendor/htmx",
         StaticFiles(directory=vendor_dir(settings) / "htmx.org" / "dist", check_dir=False),
@@ -87,6 +94,7 @@ def create_app(
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     # Outermost first at runtime: proxy headers, metrics, security headers, session, CSRF.
+    app.add_middleware(WidgetCorsMiddleware)
     app.add_middleware(CsrfMiddleware)
     app.add_middleware(
         SessionMiddleware,

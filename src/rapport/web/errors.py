@@ -11,11 +11,12 @@ from starlette.responses import JSONResponse, PlainTextResponse, RedirectRespons
 
 from rapport.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from rapport.web.deps import AdminRequired, ApiAuthFailed, LoginRequired
+from rapport.web.i18n import N_
 from rapport.web.templating import gettext_for, render
 
 
 def _wants_json(request: Request) -> bool:
-    return request.url.path.startswith("/api/")
+    return request.url.path.startswith(("/api/", "/widget/api/"))
 
 
 def _error(request: Request, status: int, message: str, field: str | None = None) -> Response:
@@ -50,9 +51,9 @@ async def _api_auth(request: Request, exc: Exception) -> Response:
 
 async def _domain(request: Request, exc: Exception) -> Response:
     if isinstance(exc, NotFound | AdminRequired):
-        return _error(request, 404, "Not found")
+        return _error(request, 404, N_("Not found"))
     if isinstance(exc, Forbidden):
-        return _error(request, 403, str(exc) or "You cannot do that")
+        return _error(request, 403, str(exc) or N_("You cannot do that"))
     if isinstance(exc, Conflict):
         return _error(request, 409, str(exc))
     assert isinstance(exc, InvalidInput)
@@ -75,7 +76,7 @@ async def _validation(request: Request, exc: Exception) -> Response:
 async def _http(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     if exc.status_code == 404:
-        return _error(request, 404, "Not found")
+        return _error(request, 404, N_("Not found"))
     return _error(request, exc.status_code, str(exc.detail))
 
 

@@ -29,6 +29,11 @@ def translations(locale: str) -> NullTranslations:
     return Translations(buffer)
 
 
+def N_(message: str) -> str:
+    """Mark a string for the catalog where it is translated later, at render time."""
+    return message
+
+
 def negotiate(accept_language: str | None, default: str = "en") -> str:
     """The best supported locale for an Accept-Language header."""
     if not accept_language:

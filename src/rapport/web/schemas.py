@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -81,3 +82,106 @@ class StatusUpdateIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     status: str = Field(pattern="^(open|pending|resolved)$")
+
+
+# --- the website widget's public API -----------------------------------------------------------
+
+
+class WidgetSessionStart(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    token: str | None = Field(default=None, max_length=100, description="A token kept earlier")
+    locale: str | None = Field(default=None, max_length=16)
+
+
+class WidgetDetails(BaseModel):
+    """What the visitor typed in the pre-chat form or the offline email box (a claim only)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(default="", max_length=200)
+    email: str = Field(default="", max_length=320)
+    phone: str = Field(default="", max_length=40)
+
+
+class WidgetIdentify(BaseModel):
+    """Proof from the customer's site: `user_hash` (HMAC) or `token` (a short-lived JWT)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    user_id: str = Field(default="", max_length=255)
+    email: str = Field(default="", max_length=320)
+    name: str = Field(default="", max_length=200)
+    user_hash: str = Field(default="", max_length=128)
+    token: str = Field(default="", max_length=4096)
+
+
+class WidgetMessageCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    client_id: str = Field(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    content: str = Field(min_length=1, max_length=10_000)
+
+
+class WidgetReceipt(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    status: Literal["delivered", "read"]
+    up_to: int = Field(ge=1, description="The newest message id the visitor's widget has shown")
+
+
+class WidgetSender(BaseModel):
+    name: str
+    avatar_url: str | None
+
+
+class WidgetAttachmentRead(BaseModel):
+    id: int
+    filename: str
+    content_type: str
+    size: int
+    url: str
+
+
+class WidgetMessageRead(BaseModel):
+    id: int
+    mine: bool  # written by the visitor (or the same contact on another channel)
+    content: str
+    content_type: str
+    channel: str | None
+    status: str
+    client_id: str | None
+    sender: WidgetSender | None
+    attachments: list[WidgetAttachmentRead]
+    created_at: datetime
+
+
+class WidgetMessagePage(BaseModel):
+    conversation_id: int | None
+    messages: list[WidgetMessageRead]
+    has_more: bool
+
+
+class WidgetAvailability(BaseModel):
+    status: Literal["online", "away", "closed"]
+    next_open: datetime | None
+
+
+class WidgetConfigRead(BaseModel):
+    name: str
+    colour: str
+    greeting: str
+    avatar_url: str | None
+    position: str
+    pre_chat: list[dict[str, object]]
+    offline_message: str
+    availability: WidgetAvailability
+    max_upload_bytes: int
+    accepted_types: list[str]
+
+
+class WidgetSessionRead(BaseModel):
+    token: str
+    conversation_id: int | None
+    identified: bool
+    details: dict[str, str]

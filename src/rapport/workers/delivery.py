@@ -25,7 +25,7 @@ from rapport.domain.conversations.models import (
     Direction,
     Message,
 )
-from rapport.domain.conversations.queries import reply_recipient
+from rapport.domain.conversations.queries import last_incoming_at, reply_recipient
 from rapport.domain.inboxes.models import Inbox
 from rapport.domain.inboxes.queries import inbox_config
 from rapport.domain.ports import OutboundAttachment, OutboundMessage, SendError
@@ -48,7 +48,7 @@ def smtp_relay(services: Services) -> dict[str, object] | None:
 
 def idempotency_key(message_id: int) -> str:
     """The same for every attempt at one message: our id, namespaced."""
-    return f"rapport-msg-{message_id}"
+    return actions.outgoing_reference(message_id)
 
 
 async def _outbound(
@@ -98,6 +98,7 @@ async def _outbound(
         template=message.payload.get("template"),
         thread_refs=tuple(r for r in refs if r),
         sender_name=sender.name if sender else None,
+        last_incoming_at=await last_incoming_at(session, conversation, inbox.id),
     )
 
 

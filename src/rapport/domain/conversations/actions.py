@@ -15,7 +15,7 @@ from rapport.domain import events
 from rapport.domain.accounts.models import Account, JoinPolicy
 from rapport.domain.agents.models import Team, User
 from rapport.domain.contacts.actions import resolve_contact
-from rapport.domain.contacts.models import Contact
+from rapport.domain.contacts.models import Contact, Identity
 from rapport.domain.conversations.models import (
     OPEN_STATUSES,
     Attachment,
@@ -34,6 +34,9 @@ from rapport.domain.ports import ChannelPolicy, InboundMessage, ReplyContext, St
 from rapport.lib.clock import utcnow
 
 DELIVER_JOB = "message.deliver"
+# Our idempotency key for one outgoing message; providers that carry a string of ours back
+# (WhatsApp biz_opaque_callback_data, Messenger metadata) return it, so it must be parseable.
+REFERENCE_PREFIX = "rapport-msg-"
 MAX_MESSAGE_LENGTH = 65_536
 # A reply that only matches by sender and subject joins a conversation active this recently.
 SUBJECT_THREAD_DAYS = 30
@@ -97,7 +100,7 @@ async def receive_message(
             assert conversation is not None
             return Received(existing, conversation, duplicate=True)
     if inbound.echo:
-        return None
+        return await _receive_echo(session, account=account, inbox=inbox, inbound=inbound)
     resolved = await resolve_contact(
         session, account=account, claims=inbound.sender, name=inbound.sender_name
     )
@@ -179,12 +182,30 @@ def _touch_on_incoming(
     contact.last_activity_at = now
 
 
-async def _message_by_provider_id(
-    session: AsyncSession, inbox_id: int, provider_id: str
+def outgoing_reference(message_id: int) -> str:
+    """The idempotency key of one outgoing message, the same on every attempt."""
+    return f"{REFERENCE_PREFIX}{message_id}"
+
+
+async def _outgoing_by_reference(
+    session: AsyncSession, inbox_id: int, reference: str
 ) -> Message | None:
-    return await session.scalar(
-        select(Message).where(Message.inbox_id == inbox_id, Message.provider_id == provider_id)
-    )
+    ident = reference.removeprefix(REFERENCE_PREFIX)
+    if not reference.startswith(REFERENCE_PREFIX) or not ident.isdigit():
+        return None
+    message = await session.get(Message, int(ident), with_for_update=True)
+    if message is None or message.inbox_id != inbox_id or message.direction != Direction.outgoing:
+        return None
+    return message
+
+
+async def _message_by_provider_id(
+    session: AsyncSession, inbox_id: int, provider_id: str, *, lock: bool = False
+) -> Message | None:
+    query = select(Message).where(Message.inbox_id == inbox_id, Message.provider_id == provider_id)
+    if lock:  # status updates read-modify-write the status: concurrent ones must queue
+        query = query.with_for_update().execution_options(populate_existing=True)
+    return await session.scalar(query)
 
 
 async def _conversation_for(
@@ -352,6 +373,30 @@ async def start_conversation(
         raise NotFound("contact or inbox")
     return await _start_conversation(
         session, account=account, inbox=inbox, contact=contact, subject=subject
+    )
+
+
+async def find_open_conversation(
+    session: AsyncSession, *, account: Account, inbox: Inbox, contact: Contact
+) -> Conversation | None:
+    """The open conversation a new message from this contact on this inbox would join, if any."""
+    return await _open_conversation(
+        session, account=account, inbox=inbox, contact=contact, now=utcnow()
+    )
+
+
+async def conversation_for_contact(
+    session: AsyncSession, *, account: Account, inbox: Inbox, contact: Contact
+) -> Conversation:
+    """The conversation `receive_message` would put this contact's next message in, started if
+    none is open: channels that name the conversation up front (a widget session) bind to it."""
+    if contact.account_id != account.id or inbox.account_id != account.id:
+        raise NotFound("contact or inbox")
+    found = await find_open_conversation(session, account=account, inbox=inbox, contact=contact)
+    if found is not None:
+        return found
+    return await _start_conversation(
+        session, account=account, inbox=inbox, contact=contact, subject=None
     )
 
 
@@ -652,8 +697,111 @@ async def apply_status_update(
     session: AsyncSession, *, inbox: Inbox, update: StatusUpdate
 ) -> StatusResult:
     """A provider's status callback, applied monotonically whatever order they arrive in."""
-    message = await _message_by_provider_id(session, inbox.id, update.provider_id)
+    if update.up_to is not None:
+        return await _apply_watermark(session, inbox=inbox, update=update)
+    message = None
+    if update.provider_id:
+        message = await _message_by_provider_id(session, inbox.id, update.provider_id, lock=True)
+    if message is None and update.reference:
+        # The send's answer was lost (a timeout): the provider's status names it by our key.
+        message = await _outgoing_by_reference(session, inbox.id, update.reference)
+        if message is not None and update.provider_id and not message.provider_id:
+            message.provider_id = update.provider_id
     if message is None or message.direction != Direction.outgoing:
         return StatusResult.unknown
     applied = await _set_delivery_status(session, message, update.status, error=update.error)
     return StatusResult.applied if applied else StatusResult.stale
+
+
+async def _apply_watermark(
+    session: AsyncSession, *, inbox: Inbox, update: StatusUpdate
+) -> StatusResult:
+    """Every message sent to the recipient on this inbox up to the watermark moves forward."""
+    assert update.up_to is not None
+    if not update.recipient:
+        return StatusResult.unknown
+    contact_ids = select(Identity.contact_id).where(
+        Identity.account_id == inbox.account_id, Identity.value == update.recipient
+    )
+    messages = await session.scalars(
+        select(Message)
+        .join(Conversation, Conversation.id == Message.conversation_id)
+        .where(
+            Message.inbox_id == inbox.id,
+            Message.direction == Direction.outgoing,
+            Message.status.in_([DeliveryStatus.sent, DeliveryStatus.delivered]),
+            Message.created_at <= update.up_to,
+            Conversation.contact_id.in_(contact_ids),
+        )
+        .order_by(Message.id)
+        .with_for_update(of=Message)
+        .execution_options(populate_existing=True)
+    )
+    applied = [await _set_delivery_status(session, m, update.status) for m in messages]
+    return StatusResult.applied if any(applied) else StatusResult.stale
+
+
+async def _receive_echo(
+    session: AsyncSession, *, account: Account, inbox: Inbox, inbound: InboundMessage
+) -> Received | None:
+    """Our own send coming back (it proves the send), or one made outside Rapport.
+
+    An echo is never a customer message. Ours is matched by the key the provider carried back;
+    one sent from the provider's own app is kept as an outgoing message marked `sent_elsewhere`.
+    """
+    ours = None
+    if inbound.reference:
+        ours = await _outgoing_by_reference(session, inbox.id, inbound.reference)
+    if ours is not None:
+        await record_sent(
+            session, message=ours, provider_id=inbound.provider_id, status=DeliveryStatus.sent
+        )
+        conversation = await session.get(Conversation, ours.conversation_id)
+        assert conversation is not None
+        return Received(ours, conversation, duplicate=True)
+    if not inbound.sent_elsewhere:
+        return None
+    return await _store_sent_elsewhere(session, account=account, inbox=inbox, inbound=inbound)
+
+
+async def _store_sent_elsewhere(
+    session: AsyncSession, *, account: Account, inbox: Inbox, inbound: InboundMessage
+) -> Received:
+    resolved = await resolve_contact(
+        session, account=account, claims=inbound.sender, name=inbound.sender_name
+    )
+    now = utcnow()
+    conversation = await _named_or_threaded(
+        session,
+        account=account,
+        inbox=inbox,
+        contact=resolved.contact,
+        inbound=inbound,
+        now=now,
+    )
+    conversation = conversation or await _open_conversation(
+        session, account=account, inbox=inbox, contact=resolved.contact, now=now
+    )
+    conversation = conversation or await _start_conversation(
+        session, account=account, inbox=inbox, contact=resolved.contact, subject=None
+    )
+    message = Message(
+        account_id=account.id,
+        conversation_id=conversation.id,
+        inbox_id=inbox.id,
+        channel=inbox.channel,
+        direction=Direction.outgoing,
+        private=False,
+        sender_type=SenderType.user,
+        content=inbound.content[:MAX_MESSAGE_LENGTH],
+        content_type=inbound.content_type,
+        payload={**_message_payload(inbound), "sent_elsewhere": True},
+        provider_id=inbound.provider_id,
+        status=DeliveryStatus.sent,
+        created_at=now,
+    )
+    session.add(message)
+    await session.flush()
+    conversation.last_activity_at = now
+    _record_created(session, conversation, message, actor=None)
+    return Received(message, conversation)

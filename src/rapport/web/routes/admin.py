@@ -181,7 +181,8 @@ async def _save_inbox(
     except DomainError:
         raise
     except Exception as exc:  # show the provider's complaint
-        message = gettext_for(request)("The provider refused: %(error)s") % {"error": exc}
+        _ = gettext_for(request)
+        message = _("The provider refused: %(error)s") % {"error": exc}
         return await _inbox_form(
             request,
             session,

@@ -76,13 +76,14 @@ async def change_password(
         message = gettext_for(request)(str(exc))
         return await _page(request, agent, session, error=message, status_code=422)
     await events.commit(session)
+    _ = gettext_for(request)
     # This session continues under the new version; every other one is now invalid.
     request.session["ver"] = user.session_version
     return await _page(
         request,
         agent,
         session,
-        notice=gettext_for(request)("Password changed. Other sessions were signed out."),
+        notice=_("Password changed. Other sessions were signed out."),
     )
 
 

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from rapport.domain.events import events_after
+from rapport.realtime.ephemeral import EPHEMERAL_SEQ
 from rapport.realtime.hub import AgentSubscriber, Hub, encode
 from rapport.services import Services
 from rapport.web.deps import Agent, load_agent
@@ -59,7 +60,7 @@ async def _pump(websocket: WebSocket, subscriber: AgentSubscriber, after: int) -
             await websocket.close(code=4000)  # too slow or shutting down: the client resumes
             return
         seq, text = item
-        if seq > after:
+        if seq > after or seq == EPHEMERAL_SEQ:
             await websocket.send_text(text)
 
 

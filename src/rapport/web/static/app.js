@@ -98,10 +98,11 @@
     return template.content.firstElementChild;
   }
 
-  /* Insert or refresh one message from its server-rendered fragment. Fetches may finish in any
-     order, so a copy never replaces one with a more advanced delivery status. */
+  /* Insert or refresh one message from its server-rendered fragment. Each is fetched on its own
+     (a replay burst fires many at once) and put in id order; fetches may finish in any order,
+     so a copy never replaces one with a more advanced delivery status. */
   async function upsertMessage(conversationId, messageId) {
-    const fresh = await fetchFragment("/conversations/" + conversationId + "/messages/" + messageId);
+    const fresh = await fetchFragment("/conversations/" + conversationId + "/messages/" + messageId).catch(() => null);
     const timeline = document.getElementById("timeline");
     if (!fresh || !timeline || openConversationId() !== conversationId) return;
     const existing = document.getElementById(fresh.id);
@@ -109,11 +110,13 @@
       if (Number(fresh.dataset.rank || 0) < Number(existing.dataset.rank || 0)) return;
       existing.replaceWith(fresh);
     } else {
+      const later = Array.from(timeline.querySelectorAll("li[data-message-id]"))
+        .find((li) => Number(li.dataset.messageId) > messageId);
+      timeline.insertBefore(fresh, later || null);
       fresh.classList.add("fresh");
-      timeline.appendChild(fresh);
+      scrollTimeline(false);
     }
     htmx.process(fresh);
-    scrollTimeline(false);
   }
 
   function onEvent(ev) {
@@ -178,6 +181,8 @@
         saveSeq(ev.seq);
         attempts = 0;
         setLive(true);
+      } else if (ev.kind === "typing") {
+        showTyping(ev);
       } else if (ev.kind === "reset") {
         sessionStorage.setItem(SEQ_KEY, String(ev.seq));
         refreshList();
@@ -192,6 +197,31 @@
       const delay = Math.min(10000, 300 * 2 ** Math.min(attempts, 6)) * (0.7 + Math.random() * 0.6);
       setTimeout(connect, delay);
     };
+  }
+
+  /* ---- typing indicators: ephemeral, both ways --------------------------------------------- */
+
+  let typingTimer = null;
+  function showTyping(ev) {
+    const box = document.getElementById("typing-indicator");
+    if (!box || ev.conversation_id !== openConversationId()) return;
+    clearTimeout(typingTimer);
+    const label = ev.who === "visitor" ? box.dataset.visitorLabel : box.dataset.agentLabel.replace("%(name)s", ev.name || "");
+    box.textContent = ev.typing ? label : "";
+    box.hidden = !ev.typing;
+    if (ev.typing) typingTimer = setTimeout(() => { box.textContent = ""; box.hidden = true; }, (ev.ttl || 6) * 1000);
+  }
+
+  let lastPing = 0;
+  function typingPing(form, on) {
+    const now = Date.now();
+    if (on && now - lastPing < 2500) return;
+    if (!on && !lastPing) return;
+    lastPing = on ? now : 0;
+    const data = new URLSearchParams({ typing: on ? "true" : "false" });
+    fetch("/conversations/" + form.dataset.conversationId + "/typing", {
+      method: "POST", body: data, headers: { "X-CSRF-Token": csrf }, credentials: "same-origin",
+    }).catch(() => {});
   }
 
   /* ---- composer ----------------------------------------------------------------------------- */
@@ -234,6 +264,10 @@
     form.addEventListener("htmx:afterRequest", (e) => {
       if (e.detail.successful) { text.value = ""; clientId.value = newClientId(); }
     });
+    const replying = () => form.querySelector("input[name=private]:checked").value !== "true";
+    text.addEventListener("input", () => { if (replying()) typingPing(form, text.value.trim() !== ""); });
+    text.addEventListener("blur", () => typingPing(form, false));
+    form.addEventListener("submit", () => typingPing(form, false));
     updateMode();
     updateHint();
   }

@@ -1,0 +1,1 @@
+"""The sandbox: plays the customer on every channel through fake provider servers (demo only)."""

@@ -1,0 +1,1 @@
+"""Fake provider servers that follow the providers' documents; they serve the sandbox and the tests."""
