@@ -1,5 +1,6 @@
 """IMAP polling against a real Dovecot: each mail read once, IDLE, restarts, UIDVALIDITY changes."""
 
+import os
 import shutil
 import tempfile
 import uuid
@@ -22,6 +23,8 @@ from tests.support.mail import crlf, email_inbox, fixture
 @pytest.fixture(scope="module")
 def dovecot():
     need_service("Dovecot (make system-deps)", dovecot_binary() is not None)
+    # The test server drops privileges to Debian's dovenull user, which only root can do.
+    need_service("Dovecot as root", os.geteuid() == 0)
     root = Path(tempfile.mkdtemp(prefix="rapport-dovecot-"))
     server = start_dovecot(root)
     yield server
