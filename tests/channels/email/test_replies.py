@@ -5,14 +5,20 @@ from email.utils import make_msgid
 import pytest
 from sqlalchemy import func, select, update
 
+from rapport.channels.email import EmailChannel
 from rapport.db.outbox import OutboxJob
+from rapport.domain import events
+from rapport.domain.agents.models import User
 from rapport.domain.contacts.models import Identity, IdentityKind, Verification
+from rapport.domain.conversations import actions
+from rapport.domain.conversations.actions import StoredFile
 from rapport.domain.conversations.models import (
     Conversation,
     DeliveryStatus,
     Direction,
     Message,
 )
+from rapport.domain.inboxes.models import Inbox
 from rapport.domain.ports import IdentityClaim
 from rapport.lib.clock import utcnow
 from tests.conftest import make_settings
@@ -316,3 +322,30 @@ async def test_transient_smtp_errors_retry_and_permanent_ones_show(
     message = (await _messages(services, conversation_id))[-1]
     assert message.status == DeliveryStatus.failed
     assert message.error == "the mail server answered 550 5.7.1 Message rejected as spam"
+
+
+async def test_a_reply_carries_its_attachment(services, factory, worker, receiver, settings):
+    _account, inbox, agent, conversation_id = await _email_conversation(
+        services, factory, worker, receiver, settings
+    )
+    key = await services.files.save(b"%PDF-1.4 invoice", suffix=".pdf")
+    async with services.session() as session:
+        await actions.send_reply(
+            session,
+            conversation=await session.get(Conversation, conversation_id),
+            author=await session.get(User, agent.id),
+            reply=actions.Reply(
+                content="Your invoice is attached.",
+                inbox=await session.get(Inbox, inbox.id),
+                policy=EmailChannel.policy,
+                files=[StoredFile("invoice.pdf", "application/pdf", 16, key)],
+            ),
+        )
+        await events.commit(session)
+    await worker.drain()
+    sent = receiver.received[0][1]
+    assert sent.get_content_type() == "multipart/mixed"
+    assert sent.get_body(("plain",)).get_content().startswith("Your invoice is attached.")
+    [attachment] = list(sent.iter_attachments())
+    assert attachment.get_filename() == "invoice.pdf"
+    assert attachment.get_content() == b"%PDF-1.4 invoice"
