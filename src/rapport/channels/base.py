@@ -159,6 +159,9 @@ class Channel(Generic[ConfigT]):
     policy: ClassVar[ChannelPolicy]
     # Names of Config fields that are secrets: never shown back in forms or logs.
     secret_fields: ClassVar[tuple[str, ...]] = ()
+    # False for a channel whose mail or messages arrive by listening or polling (email): the
+    # admin then shows no webhook URL.
+    takes_webhooks: ClassVar[bool] = True
 
     def load_config(self, data: Mapping[str, Any]) -> ConfigT:
         return self.Config.model_validate(dict(data))
@@ -175,11 +178,12 @@ class Channel(Generic[ConfigT]):
         """Answer a GET verification handshake (Meta's hub.challenge), or None if unsupported."""
         return None
 
-    def dedupe_key(self, request: RawRequest) -> str:
-        """A key that is the same for every redelivery of this call."""
+    def dedupe_key(self, request: RawRequest, config: ConfigT) -> str:
+        """A key that is the same for every redelivery of this call (after `verify`)."""
         raise NotImplementedError
 
-    def ack(self, request: RawRequest) -> Ack:
+    def ack(self, request: RawRequest, config: ConfigT) -> Ack:
+        """What the provider expects back once the call is stored (a verified call)."""
         return Ack()
 
     def parse(self, body: bytes, content_type: str, config: ConfigT) -> Sequence[Parsed]:
@@ -210,8 +214,7 @@ class Channel(Generic[ConfigT]):
     async def listen(self, host: IntakeHost, stop: asyncio.Event) -> None:
         """Run this channel's listeners (SMTP server, mailbox pollers) until `stop` is set."""
 
-    def webhook_path(self, inbox_id: int) -> str | None:
-        """Where the provider calls; None for a channel that takes no webhooks (email)."""
+    def webhook_path(self, inbox_id: int) -> str:
         return f"/hooks/{self.kind}/{inbox_id}"
 
 

@@ -9,6 +9,9 @@ from rapport.channels.base import Channel
 from rapport.channels.email import EmailChannel
 from rapport.channels.instagram import InstagramChannel
 from rapport.channels.messenger import MessengerChannel
+from rapport.channels.sms import SmsChannel
+from rapport.channels.telegram import TelegramChannel
+from rapport.channels.voice import VoiceChannel
 from rapport.channels.webchat import WebchatChannel
 from rapport.channels.whatsapp import WhatsAppChannel
 
@@ -16,9 +19,12 @@ ADAPTERS: tuple[Channel[Any], ...] = (
     ApiChannel(),
     WebchatChannel(),
     EmailChannel(),
+    SmsChannel(),
+    VoiceChannel(),
     WhatsAppChannel(),
     MessengerChannel(),
     InstagramChannel(),
+    TelegramChannel(),
 )
 
 _BY_KIND: dict[str, Channel[Any]] = {adapter.kind: adapter for adapter in ADAPTERS}

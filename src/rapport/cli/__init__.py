@@ -139,6 +139,9 @@ def demo(
     os.environ.setdefault("RAPPORT_DATABASE_URL", f"sqlite:///{DEMO_DATABASE}")
     os.environ.setdefault("RAPPORT_PUBLIC_URL", f"http://localhost:{port}")
     os.environ.setdefault("RAPPORT_STORAGE_DIR", "var/demo-files")
+    # The sandbox's fake providers are served by this very server on loopback: let replies
+    # reach them (the demo only; every other mode keeps refusing private addresses).
+    os.environ.setdefault("RAPPORT_HTTP_ALLOW_PRIVATE", "true")
     settings = _settings()
     _check_port(host, port)
     _run(_migrate(settings))

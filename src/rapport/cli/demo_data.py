@@ -29,6 +29,7 @@ from rapport.domain.ports import ChannelPolicy, IdentityClaim, InboundMessage
 from rapport.lib.clock import utcnow
 from rapport.lib.crypto import SecretBox
 from rapport.settings import Settings
+from rapport.web.sandbox.catalog import seed_sandbox_inboxes
 
 DEMO_PASSWORD = "rapport-demo"
 DEMO_LOGINS = [
@@ -135,13 +136,14 @@ async def seed_demo(settings: Settings) -> bool:
         async with db.session() as session:
             if await session.scalar(select(Account.id).limit(1)) is not None:
                 return False
-            await _seed(session, SecretBox(settings.secret_key.get_secret_value()))
+            box = SecretBox(settings.secret_key.get_secret_value())
+            await _seed(session, box, settings.public_url)
             return True
     finally:
         await db.dispose()
 
 
-async def _seed(session: AsyncSession, box: SecretBox) -> None:
+async def _seed(session: AsyncSession, box: SecretBox, public_url: str) -> None:
     rng = random.Random(7)  # noqa: S311 - demo spread, not security
     account = await create_account(session, name="Acme Support", default_region="ES")
     admin = await create_user(
@@ -196,6 +198,8 @@ async def _seed(session: AsyncSession, box: SecretBox) -> None:
             [admin, *agents],
             [billing, technical],
         )
+    # SMS, phone and Telegram inboxes played by the sandbox's fake providers (/sandbox).
+    await seed_sandbox_inboxes(session, account_id=account.id, box=box, public_url=public_url)
     await events.commit(session)
 
 

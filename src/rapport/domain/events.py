@@ -194,6 +194,23 @@ class ContactUpdated(DomainEvent):
         return self.contact_id
 
 
+class ConsentChanged(DomainEvent):
+    """A customer opted out of (or back in to) a channel that requires consent (SMS STOP)."""
+
+    type: ClassVar[str] = "contact.consent_changed"
+    audience: ClassVar[Audience] = Audience.account
+
+    contact_id: int
+    identity_id: int
+    channel: str
+    opted_out: bool
+    keyword: str
+
+    @property
+    def contact_ref(self) -> int | None:
+        return self.contact_id
+
+
 class InboundFailed(DomainEvent):
     """A stored provider payload could not be processed; it is kept for a retry after a fix."""
 
@@ -216,6 +233,7 @@ EVENT_TYPES: dict[str, type[DomainEvent]] = {
         ChannelSwitched,
         ContactCreated,
         ContactUpdated,
+        ConsentChanged,
         InboundFailed,
     )
 }

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any, Protocol
 
 from rapport.domain.contacts.models import IdentityKind, Verification
@@ -35,6 +36,13 @@ class MediaRef:
     data: bytes | None = None  # already in the payload (email MIME parts, widget uploads)
     content_id: str | None = None  # inline email images (cid:)
     size: int | None = None
+
+
+class Consent(StrEnum):
+    """A customer's consent keyword (SMS STOP/START), recorded on the sender's identity."""
+
+    opt_out = "opt_out"
+    opt_in = "opt_in"
 
 
 @dataclass(frozen=True)
@@ -66,6 +74,8 @@ class InboundMessage:
     sent_elsewhere: bool = False
     # Machine-written mail (Auto-Submitted, vacation notices): stored, but triggers nothing.
     auto_reply: bool = False
+    # STOP / START on channels that require consent: recorded on the first sender identity.
+    consent: Consent | None = None
 
 
 @dataclass(frozen=True)
@@ -113,6 +123,7 @@ class OutboundMessage:
     thread_refs: tuple[str, ...] = ()  # provider ids to thread under (email References)
     reply_to_provider_id: str | None = None
     sender_name: str | None = None
+    # Delivery facts from the worker: in_doubt, queued_at, webhook_url (workers/delivery.py).
     metadata: dict[str, Any] = field(default_factory=dict)
     # The contact's last message on this inbox: channels whose window depends on it (Messenger's
     # human agent tag) decide how to send.
@@ -172,7 +183,9 @@ class ChannelPolicy:
     def check(self, ctx: ReplyContext) -> ReplyCheck:
         if self.identity_kind is not None and not ctx.recipient:
             return ReplyCheck(False, "no address on this channel")
-        if ctx.opted_out:
+        # Consent (SMS STOP) is about the channel that requires it: a phone number that opted out
+        # of SMS can still be called or written to on WhatsApp under that channel's own rules.
+        if self.consent_required and ctx.opted_out:
             return ReplyCheck(False, "the customer opted out on this channel")
         if self.reply_window is not None:
             closed = (

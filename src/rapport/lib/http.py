@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+from typing import Any
 
 import httpx
 
@@ -89,3 +90,30 @@ def retry_after_seconds(response: httpx.Response, default: float) -> float:
     if value.isdigit():
         return float(min(int(value), 3600))
     return default
+
+
+class TooLarge(httpx.HTTPError):
+    """A download went past the size allowed for it."""
+
+
+async def fetch_limited(
+    client: httpx.AsyncClient, url: str, *, limit: int, **kwargs: Any
+) -> tuple[bytes, str]:
+    """GET a file, refusing it once it passes `limit` bytes; returns (data, content type).
+
+    The declared Content-Length is checked first and the body is counted as it streams, so a
+    provider (or an attacker's URL) cannot make Rapport hold more than the limit in memory.
+    """
+    async with client.stream("GET", url, **kwargs) as response:
+        response.raise_for_status()
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise TooLarge(f"{url} is {declared} bytes, more than {limit}")
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > limit:
+                raise TooLarge(f"{url} is more than {limit} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks), response.headers.get("Content-Type", "")

@@ -33,6 +33,8 @@ from rapport.web.routes import (
     widget_messages,
     widget_socket,
 )
+from rapport.web.sandbox import routes as sandbox_routes
+from rapport.web.sandbox.catalog import install_sandbox
 from rapport.web.widget_access import WidgetCorsMiddleware
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -86,6 +88,10 @@ def create_app(
         app.include_router(module.router)
     for module in (typing, widget, widget_messages, widget_socket):
         app.include_router(module.router)
+    # Demo and development only: the sandbox page and the fake providers it plays.
+    app.state.sandbox = install_sandbox(app, settings)
+    if app.state.sandbox is not None:
+        app.include_router(sandbox_routes.router)
     app.mount(
         "/static/vendor/htmx",
         StaticFiles(directory=vendor_dir(settings) / "htmx.org" / "dist", check_dir=False),

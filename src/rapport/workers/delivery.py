@@ -60,7 +60,8 @@ async def _outbound(
     recipient = await reply_recipient(session, conversation=conversation, policy=adapter.policy)
     if adapter.policy.identity_kind is not None and recipient is None:
         raise SendError("the contact has no address on this channel", retryable=False)
-    if recipient is not None and recipient.opted_out_at is not None:
+    opted_out = recipient is not None and recipient.opted_out_at is not None
+    if adapter.policy.consent_required and opted_out:
         raise SendError("the contact opted out on this channel", retryable=False)
     files = list(
         await session.scalars(select(Attachment).where(Attachment.message_id == message.id))
@@ -99,7 +100,21 @@ async def _outbound(
         thread_refs=tuple(r for r in refs if r),
         sender_name=sender.name if sender else None,
         last_incoming_at=await last_incoming_at(session, conversation, inbox.id),
+        metadata=_delivery_metadata(services, message, inbox),
     )
+
+
+def _delivery_metadata(services: Services, message: Message, inbox: Inbox) -> dict[str, object]:
+    """What adapters of providers without idempotency keys need to never send twice."""
+    return {
+        # An earlier attempt reached the provider call and may have been accepted (a timeout
+        # can hide an accepted send): such adapters look for it before sending again.
+        "in_doubt": message.status == DeliveryStatus.sending,
+        "queued_at": message.created_at.isoformat(),
+        # Where the provider reports delivery statuses for this inbox.
+        "webhook_url": services.settings.public_url
+        + adapter_for(inbox.channel).webhook_path(inbox.id),
+    }
 
 
 async def deliver_message(services: Services, job: ClaimedJob) -> None:

@@ -20,6 +20,7 @@ from rapport.db import outbox
 from rapport.db.outbox import ClaimedJob
 from rapport.domain import events
 from rapport.domain.accounts.models import Account
+from rapport.domain.contacts import actions as contact_actions
 from rapport.domain.conversations import actions
 from rapport.domain.conversations.actions import StoredFile
 from rapport.domain.errors import DomainError
@@ -59,8 +60,10 @@ async def process_inbound(services: Services, job: ClaimedJob) -> None:
     except (BadPayload, ValueError, KeyError, TypeError) as exc:
         return await _flag(services, job, inbound_id, f"{type(exc).__name__}: {exc}")
     try:
+        # Refused media (too large, not the provider's) is bad input: flag it. Network errors
+        # propagate and the job is tried again with backoff.
         files = await _fetch_all(services, adapter, config, parsed)
-    except BadPayload as exc:  # an attachment over the size limit: keep, flag, show
+    except BadPayload as exc:
         return await _flag(services, job, inbound_id, f"{type(exc).__name__}: {exc}")
     try:
         await _apply(services, job, inbound_id, parsed, files)
@@ -140,6 +143,15 @@ async def _apply(
                 await actions.receive_message(
                     session, account=account, inbox=inbox, inbound=item, files=files.get(index, ())
                 )
+                if item.consent is not None:
+                    await contact_actions.record_consent(
+                        session,
+                        account=account,
+                        claim=item.sender[0],
+                        consent=item.consent,
+                        channel=inbox.channel,
+                        keyword=item.content.strip(),
+                    )
         if orphans and job.attempts < ORPHAN_STATUS_RETRIES:
             await events.rollback(session)
             raise RetryLater("status for a message not recorded yet", ORPHAN_STATUS_DELAY)

@@ -102,11 +102,11 @@ def test_bad_payloads_get_a_clear_error(name):
 
 
 def test_dedupe_key_needs_the_callers_id():
-    assert ADAPTER.dedupe_key(request(fixture("message.json"))) == "message:ord-7731-msg-1"
+    assert ADAPTER.dedupe_key(request(fixture("message.json")), CONFIG) == "message:ord-7731-msg-1"
     with pytest.raises(BadPayload):
-        ADAPTER.dedupe_key(request(b'{"content": "x"}'))
+        ADAPTER.dedupe_key(request(b'{"content": "x"}'), CONFIG)
     with pytest.raises(BadPayload):
-        ADAPTER.dedupe_key(request(b"not json"))
+        ADAPTER.dedupe_key(request(b"not json"), CONFIG)
 
 
 def _outbound():

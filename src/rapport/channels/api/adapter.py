@@ -115,7 +115,7 @@ class ApiChannel(Channel[ApiConfig]):
         except signatures.SignatureError as exc:
             raise VerificationFailed(str(exc)) from exc
 
-    def dedupe_key(self, request: RawRequest) -> str:
+    def dedupe_key(self, request: RawRequest, config: ApiConfig) -> str:
         data = _load(request.body)
         ident = data.get("id")
         if not isinstance(ident, str) or not ident:

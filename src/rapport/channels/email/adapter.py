@@ -50,12 +50,10 @@ class EmailChannel(Channel[EmailConfig]):
     label: ClassVar[str] = "Email"
     Config = EmailConfig
     secret_fields: ClassVar[tuple[str, ...]] = ("smtp_password", "imap_password", "reply_secret")
+    takes_webhooks: ClassVar[bool] = False  # mail comes through the SMTP listener and IMAP
     policy: ClassVar[ChannelPolicy] = ChannelPolicy(
         identity_kind=IdentityKind.email, threading=True, media=True
     )
-
-    def webhook_path(self, inbox_id: int) -> str | None:
-        return None  # mail arrives through the SMTP listener and IMAP polling
 
     def parse(self, body: bytes, content_type: str, config: EmailConfig) -> Sequence[Parsed]:
         return parse_mail(body, config)

@@ -108,7 +108,7 @@ class InstagramChannel(Channel[InstagramConfig]):
     def handshake(self, request: RawRequest, config: InstagramConfig) -> str | None:
         return meta_webhooks.handshake_challenge(request.query_string, config.verify_token)
 
-    def dedupe_key(self, request: RawRequest) -> str:
+    def dedupe_key(self, request: RawRequest, config: InstagramConfig) -> str:
         return meta_webhooks.body_key(request.body)
 
     def parse(self, body: bytes, content_type: str, config: InstagramConfig) -> Sequence[Parsed]:

@@ -103,7 +103,7 @@ class MessengerChannel(Channel[MessengerConfig]):
     def handshake(self, request: RawRequest, config: MessengerConfig) -> str | None:
         return meta_webhooks.handshake_challenge(request.query_string, config.verify_token)
 
-    def dedupe_key(self, request: RawRequest) -> str:
+    def dedupe_key(self, request: RawRequest, config: MessengerConfig) -> str:
         return meta_webhooks.body_key(request.body)
 
     def parse(self, body: bytes, content_type: str, config: MessengerConfig) -> Sequence[Parsed]:

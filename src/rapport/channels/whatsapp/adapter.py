@@ -114,7 +114,7 @@ class WhatsAppChannel(Channel[WhatsAppConfig]):
     def handshake(self, request: RawRequest, config: WhatsAppConfig) -> str | None:
         return meta_webhooks.handshake_challenge(request.query_string, config.verify_token)
 
-    def dedupe_key(self, request: RawRequest) -> str:
+    def dedupe_key(self, request: RawRequest, config: WhatsAppConfig) -> str:
         return meta_webhooks.body_key(request.body)
 
     def parse(self, body: bytes, content_type: str, config: WhatsAppConfig) -> Sequence[Parsed]:

@@ -19,7 +19,7 @@ from rapport.domain.contacts.models import (
     Verification,
 )
 from rapport.domain.errors import InvalidInput, NotFound
-from rapport.domain.ports import IdentityClaim
+from rapport.domain.ports import Consent, IdentityClaim
 from rapport.lib.clock import utcnow
 from rapport.lib.identities import InvalidIdentity, normalise_email, normalise_phone
 
@@ -188,3 +188,45 @@ async def update_contact(
             event=events.ContactUpdated(contact_id=contact.id, fields=changed),
         )
     return contact
+
+
+async def record_consent(
+    session: AsyncSession,
+    *,
+    account: Account,
+    claim: IdentityClaim,
+    consent: Consent,
+    channel: str,
+    keyword: str,
+) -> Identity | None:
+    """Record STOP / START on the identity it came from; every later send on the channel obeys.
+
+    Repeating the same keyword changes nothing and records nothing. None when the identity is
+    unknown (it is created by the message that carried the keyword, so this runs after it).
+    """
+    normalised = normalise_claim(claim, default_region=account.default_region)
+    identity = await session.scalar(
+        select(Identity).where(
+            Identity.account_id == account.id,
+            Identity.kind == normalised.kind,
+            Identity.value == normalised.value,
+        )
+    )
+    if identity is None:
+        return None
+    opted_out = consent == Consent.opt_out
+    if (identity.opted_out_at is not None) == opted_out:
+        return identity
+    identity.opted_out_at = utcnow() if opted_out else None
+    events.record(
+        session,
+        account_id=account.id,
+        event=events.ConsentChanged(
+            contact_id=identity.contact_id,
+            identity_id=identity.id,
+            channel=channel,
+            opted_out=opted_out,
+            keyword=keyword[:40],
+        ),
+    )
+    return identity

@@ -62,3 +62,21 @@ async def search_contacts(
         .offset(offset)
     )
     return list(rows)
+
+
+async def recent_identities(
+    session: AsyncSession, *, account_id: int, kind: str, limit: int = 8
+) -> list[tuple[Identity, Contact]]:
+    """The account's identities of one kind, most recently active contacts first."""
+    rows = await session.execute(
+        select(Identity, Contact)
+        .join(Contact, Contact.id == Identity.contact_id)
+        .where(
+            Identity.account_id == account_id,
+            Identity.kind == kind,
+            Contact.merged_into_id.is_(None),
+        )
+        .order_by(Contact.last_activity_at.desc(), Identity.id.desc())
+        .limit(limit)
+    )
+    return [(identity, contact) for identity, contact in rows.all()]

@@ -53,6 +53,7 @@ class ContentType(StrEnum):
     contact_card = "contact_card"
     reaction = "reaction"
     template = "template"
+    call = "call"  # a phone call's record: payload {"call": {direction, status, duration}}
     unknown = "unknown"
 
 

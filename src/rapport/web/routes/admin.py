@@ -42,8 +42,10 @@ async def settings_home(agent: AdminAgent) -> Response:
 
 
 def _webhook_url(services: Services, inbox: Inbox) -> str | None:
-    path = adapter_for(inbox.channel).webhook_path(inbox.id)
-    return services.settings.public_url + path if path else None
+    adapter = adapter_for(inbox.channel)
+    if not adapter.takes_webhooks:
+        return None
+    return services.settings.public_url + adapter.webhook_path(inbox.id)
 
 
 @router.get("/inboxes")

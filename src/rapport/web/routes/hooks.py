@@ -73,7 +73,7 @@ async def receive(channel: str, inbox_id: int, request: Request, services: Svc) 
     except VerificationFailed as exc:
         return PlainTextResponse("signature verification failed", status_code=exc.status_code)
     try:
-        key = adapter.dedupe_key(raw)
+        key = adapter.dedupe_key(raw, config)
     except BadPayload as exc:
         return PlainTextResponse(str(exc), status_code=422)
     async with services.session() as session:
@@ -81,5 +81,5 @@ async def receive(channel: str, inbox_id: int, request: Request, services: Svc) 
             session, inbox=inbox, dedupe_key=key, body=raw.body, content_type=raw.content_type
         )
         await events.commit(session)
-    ack = adapter.ack(raw)
+    ack = adapter.ack(raw, config)
     return Response(ack.body, status_code=ack.status_code, media_type=ack.content_type)

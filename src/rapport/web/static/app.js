@@ -27,6 +27,15 @@
   });
   document.addEventListener("htmx:sendError", () => toast(body.dataset.offlineLabel, "error"));
 
+  /* Forms marked data-reset empty themselves once their request succeeded (the sandbox phone). */
+  document.addEventListener("htmx:afterRequest", (e) => {
+    const form = e.detail.elt;
+    if (!e.detail.successful || !(form instanceof HTMLFormElement) || !form.hasAttribute("data-reset")) return;
+    form.reset();
+    const first = form.querySelector("input:not([type=hidden]), textarea");
+    if (first) first.focus();
+  });
+
   /* A message can arrive twice (the POST answer and the live event) in any order: keep the
      copy with the most advanced delivery status, and the later one on a tie. */
   function dedupeTimeline() {
