@@ -1,5 +1,6 @@
 """Receiving, replying, assigning and resolving: the actions and the events they emit."""
 
+import asyncio
 from datetime import timedelta
 
 import pytest
@@ -263,3 +264,21 @@ async def test_delivery_statuses_only_move_forward(services, factory):
         await events.commit(session)
         final = await session.get(Message, message.id)
         assert final.status == DeliveryStatus.read
+
+
+async def test_messages_arriving_together_never_split_a_conversation(services, factory):
+    """An album of photos arrives as several webhooks at once: one contact, one conversation."""
+    account = await factory.account()
+    inbox = await factory.api_inbox(account)
+    agent = await factory.user(account)
+    earlier = await factory.receive(account, inbox, external_id="album", text="last week")
+    async with services.session() as session:  # a known customer with no open conversation
+        conversation = await session.get(Conversation, earlier.conversation.id)
+        await actions.change_status(session, conversation=conversation, actor=agent, status=Status.resolved)
+        await events.commit(session)
+    received = await asyncio.gather(
+        *(factory.receive(account, inbox, external_id="album", text=f"photo {n}") for n in range(6))
+    )
+    assert len({r.conversation.id for r in received}) == 1
+    assert len({r.conversation.contact_id for r in received}) == 1
+    assert await _count(services, Conversation) == 2
