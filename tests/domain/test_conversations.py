@@ -274,7 +274,9 @@ async def test_messages_arriving_together_never_split_a_conversation(services, f
     earlier = await factory.receive(account, inbox, external_id="album", text="last week")
     async with services.session() as session:  # a known customer with no open conversation
         conversation = await session.get(Conversation, earlier.conversation.id)
-        await actions.change_status(session, conversation=conversation, actor=agent, status=Status.resolved)
+        await actions.change_status(
+            session, conversation=conversation, actor=agent, status=Status.resolved
+        )
         await events.commit(session)
     received = await asyncio.gather(
         *(factory.receive(account, inbox, external_id="album", text=f"photo {n}") for n in range(6))
