@@ -30,6 +30,9 @@ demo: install ## Run Rapport on SQLite with demo data at http://localhost:8000
 test: install system-deps ## Run the whole test suite (PostgreSQL/Redis parts skip if absent)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+screenshots: install system-deps ## Refresh the screenshots in docs/images from the browser tests
+	RAPPORT_SCREENSHOTS=docs/images $(BIN)/pytest -m browser -p no:randomly $(PYTEST_ARGS)
+
 lint: install ## ruff, mypy and the import-linter layer contracts
 	$(BIN)/ruff check src tests bench migrations
 	$(BIN)/ruff format --check src tests bench migrations
@@ -50,4 +53,4 @@ messages: install ## Extract translatable strings and update the Spanish catalog
 clean: ## Remove the virtualenv, node_modules and local data
 	rm -rf $(VENV) node_modules var .pytest_cache .mypy_cache .ruff_cache
 
-.PHONY: help install system-deps demo test lint format bench messages clean
+.PHONY: help install system-deps demo test screenshots lint format bench messages clean

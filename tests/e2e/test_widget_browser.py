@@ -18,7 +18,7 @@ from rapport.domain.conversations import actions
 from rapport.domain.conversations.models import Conversation, Message
 from rapport.domain.inboxes.models import Inbox
 from rapport.domain.visitors.models import VisitorSession
-from tests.support.browser import IMAGES, chromium_browser, png
+from tests.support.browser import chromium_browser, png, screenshot
 from tests.support.factory import PASSWORD
 from tests.support.server import RapportServer, shop_page, website
 from tests.support.webchat import user_hash, widget_inbox
@@ -94,8 +94,8 @@ async def test_chat_live_both_ways_with_typing_a_file_and_a_restart(
                     "Great, thank", delay=20
                 )
                 await expect(desk.locator("#typing-indicator")).to_be_visible(timeout=LIVE)
-                await visitor.screenshot(path=str(IMAGES / "widget-open.png"))
-                await desk.screenshot(path=str(IMAGES / "widget-agent-inbox.png"))
+                await screenshot(visitor, "widget-open.png")
+                await screenshot(desk, "widget-agent-inbox.png")
                 try:
                     await _restart(visitor, desk, server, services, agent, inbox)
                 except Exception:
@@ -281,7 +281,7 @@ async def test_hmac_identify_links_the_contact_and_a_bad_hash_changes_nothing(
                 await expect(page.locator("li.mine", has_text="llegue")).to_contain_text(
                     "Enviado", timeout=LIVE
                 )
-                await page.screenshot(path=str(IMAGES / "widget-phone-es.png"))
+                await screenshot(page, "widget-phone-es.png")
                 await page.locator(".banner input[type=email]").fill("maria@example.com")
                 await page.locator(".banner button").click()
                 await expect(page.locator(".banner")).to_contain_text(

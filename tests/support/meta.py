@@ -84,12 +84,12 @@ async def wait_for(condition: Callable[[], Any], *, within: float = 10.0) -> Non
 
 @asynccontextmanager
 async def fake_meta_server() -> AsyncIterator[FakeMeta]:
-    """The fake Graph API on its own port; `fake.public_base_url` is its address."""
+    """The fake Graph API on its own port; `fake.base_url` is its address."""
     fake = FakeMeta(app_secret=APP_SECRET, access_token=ACCESS_TOKEN)
     app = FastAPI()
     app.include_router(fake.router)
     async with serve(app) as url:
-        fake.public_base_url = url
+        fake.base_url = url
         try:
             yield fake
         finally:

@@ -11,6 +11,7 @@ from datetime import timedelta
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from rapport.channels.webchat.config import WebchatConfig
 from rapport.db import outbox
 from rapport.db.engine import open_database
 from rapport.domain import events
@@ -122,6 +123,12 @@ THREADS = [
     ],
 ]
 
+WEBSITE_CHAT = WebchatConfig(
+    greeting="Hi there 👋 We're the Acme team. Ask us anything: we usually answer in a few "
+    "minutes, here or on WhatsApp if you leave your number.",
+    pre_chat_fields=["name*", "phone"],
+).model_dump(mode="json")
+
 NOTES = [
     "Customer is on the legacy plan; refund needs a supervisor's OK.",
     "Known issue, engineering ticket ENG-2231.",
@@ -198,7 +205,18 @@ async def _seed(session: AsyncSession, box: SecretBox, public_url: str) -> None:
             [admin, *agents],
             [billing, technical],
         )
-    # SMS, phone and Telegram inboxes played by the sandbox's fake providers (/sandbox).
+    # The website chat: the sandbox page (/sandbox) carries its widget, so a newcomer can be a
+    # website visitor, then write from a phone as the same person.
+    await create_inbox(
+        session,
+        account_id=account.id,
+        name="Website chat",
+        channel="webchat",
+        config=WEBSITE_CHAT,
+        box=box,
+    )
+    # SMS, phone, Telegram, WhatsApp, Messenger and Instagram inboxes played by the sandbox's
+    # fake providers (/sandbox).
     await seed_sandbox_inboxes(session, account_id=account.id, box=box, public_url=public_url)
     await events.commit(session)
 

@@ -37,7 +37,7 @@ def channel(request: pytest.FixtureRequest) -> str:
 async def start(services, factory, client, fake, channel, text="Hola"):
     account = await factory.account()
     user = await factory.user(account)
-    config = messaging_config(channel, fake.public_base_url, app_id=APP_ID)
+    config = messaging_config(channel, fake.base_url, app_id=APP_ID)
     inbox = await make_inbox(services, account, channel, config)
     hook = fake.customer_message(
         OBJECT[channel], account_id=ACCOUNT[channel], user_id=USER, text=text

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 import httpx
 import pytest
-from playwright.async_api import async_playwright, expect
+from playwright.async_api import expect
 
 from rapport.domain.agents.models import Role
 from rapport.web.app import create_app
 from rapport.workers.relay import Worker
+from tests.support.browser import chromium_browser, screenshot
 from tests.support.factory import PASSWORD
 from tests.support.meta import (
     PHONE_NUMBER_ID,
@@ -22,17 +22,6 @@ from tests.support.meta import (
     wait_for,
     whatsapp_config,
 )
-
-IMAGES = Path(__file__).resolve().parents[3] / "docs" / "images"
-BROWSER_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--use-fake-device-for-media-stream",
-    "--use-fake-ui-for-media-stream",
-]
 
 
 @pytest.mark.browser
@@ -46,7 +35,7 @@ async def test_agent_answers_a_whatsapp_customer(settings, services, factory, ch
     worker_task = asyncio.create_task(Worker(services, idle_poll_seconds=0.1).run(stop))
     async with fake_meta_server() as fake:
         inbox = await make_inbox(
-            services, account, "whatsapp", whatsapp_config(fake.public_base_url), "WhatsApp Ventas"
+            services, account, "whatsapp", whatsapp_config(fake.base_url), "WhatsApp Ventas"
         )
         app = create_app(settings, services=services)
         app.state.services = services
@@ -59,8 +48,7 @@ async def test_agent_answers_a_whatsapp_customer(settings, services, factory, ch
                 text="¡Hola! ¿Me podéis cambiar la talla del pedido 4521? 🙏",
             )
             assert (await fake.deliver(http, hook_url, first)).status_code == 200
-            async with async_playwright() as pw:
-                browser = await pw.chromium.launch(executable_path=chromium, args=BROWSER_ARGS)
+            async with chromium_browser(chromium) as browser:
                 page = await browser.new_page(
                     base_url=f"http://localhost:{port}", viewport={"width": 1280, "height": 800}
                 )
@@ -94,8 +82,6 @@ async def test_agent_answers_a_whatsapp_customer(settings, services, factory, ch
                 await fake.deliver(http, hook_url, second)
                 await expect(timeline).to_contain_text("La 39, gracias")
                 await page.evaluate("Promise.all(document.getAnimations().map(a => a.finished))")
-                IMAGES.mkdir(parents=True, exist_ok=True)
-                await page.screenshot(path=str(IMAGES / "whatsapp-conversation.png"))
-                await browser.close()
+                await screenshot(page, "whatsapp-conversation.png")
     stop.set()
     await worker_task

@@ -31,7 +31,7 @@ WA_ID = "34612345678"
 async def conversation_with_customer(services, factory, client, fake):
     account = await factory.account()
     user = await factory.user(account)
-    inbox = await make_inbox(services, account, "whatsapp", whatsapp_config(fake.public_base_url))
+    inbox = await make_inbox(services, account, "whatsapp", whatsapp_config(fake.base_url))
     hook = fake.whatsapp_text(phone_number_id=PHONE_NUMBER_ID, wa_id=WA_ID, text="Hola")
     assert (await fake.deliver(client, f"/hooks/whatsapp/{inbox.id}", hook)).status_code == 200
     return account, user, inbox
@@ -157,7 +157,7 @@ async def test_templates_are_listed_from_the_provider(services):
             for n in range(130)
         ]
         adapter = WhatsAppChannel()
-        config = adapter.load_config(whatsapp_config(fake.public_base_url))
+        config = adapter.load_config(whatsapp_config(fake.base_url))
         ctx = SendContext(http=services.http, read_file=services.files.read, public_url="")
         found = await adapter.list_templates(config, ctx)
         assert len(found) == len([n for n in range(130) if n % 3])  # paged, approved only
@@ -183,9 +183,7 @@ async def test_whatsapp_and_an_sms_shaped_message_from_one_phone_are_one_contact
         claims=(IdentityClaim(IdentityKind.phone, "612 34 56 78", Verification.provider),),
     )
     async with fake_meta_server() as fake:
-        inbox = await make_inbox(
-            services, account, "whatsapp", whatsapp_config(fake.public_base_url)
-        )
+        inbox = await make_inbox(services, account, "whatsapp", whatsapp_config(fake.base_url))
         hook = fake.whatsapp_text(phone_number_id=PHONE_NUMBER_ID, wa_id=WA_ID, text="Y ahora WA")
         await fake.deliver(client, f"/hooks/whatsapp/{inbox.id}", hook)
         await run_jobs(services, worker)

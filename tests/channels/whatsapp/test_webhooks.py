@@ -50,9 +50,7 @@ async def test_handshake(client, factory, services):
 async def test_signature_gate_stores_nothing_and_fetches_nothing(client, factory, services, worker):
     account = await factory.account()
     async with fake_meta_server() as fake:
-        inbox = await make_inbox(
-            services, account, "whatsapp", whatsapp_config(fake.public_base_url)
-        )
+        inbox = await make_inbox(services, account, "whatsapp", whatsapp_config(fake.base_url))
         hook = fake.whatsapp_media(
             phone_number_id=PHONE_NUMBER_ID,
             wa_id="34612345678",
@@ -112,9 +110,7 @@ async def test_three_shuffled_deliveries_with_out_of_order_statuses(
     account = await factory.account()
     user = await factory.user(account)
     async with fake_meta_server() as fake:
-        inbox = await make_inbox(
-            services, account, "whatsapp", whatsapp_config(fake.public_base_url)
-        )
+        inbox = await make_inbox(services, account, "whatsapp", whatsapp_config(fake.base_url))
         url = f"/hooks/whatsapp/{inbox.id}"
         first = fake.whatsapp_text(
             phone_number_id=PHONE_NUMBER_ID, wa_id="34612345678", text="¿Hola?", name="Lucía"

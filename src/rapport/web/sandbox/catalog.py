@@ -18,12 +18,14 @@ from rapport.domain.inboxes.models import Inbox
 from rapport.lib.crypto import SecretBox
 from rapport.settings import Environment, Settings
 from rapport.web.sandbox.common import Deliver, FakeProvider, SignedCall
+from rapport.web.sandbox.providers.meta import FakeMeta
 from rapport.web.sandbox.providers.telegram import FakeTelegram
 from rapport.web.sandbox.providers.twilio import FakeTwilio
 
 FAKE_PROVIDERS: tuple[type[FakeProvider], ...] = (
     FakeTwilio,
     FakeTelegram,
+    FakeMeta,
 )
 
 SANDBOX_ENVIRONMENTS = (Environment.demo, Environment.development)

@@ -1,4 +1,8 @@
-"""The sandbox page: play a customer on any sandbox inbox and watch Rapport answer (demo only)."""
+"""The sandbox page: play a customer on any sandbox inbox and watch Rapport answer (demo only).
+
+The page is also a website with the account's chat widget on it (the real `/widget.js`), so the
+newcomer can be a website visitor too, then write from their phone as the same person.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
 from rapport.channels.registry import adapter_for
+from rapport.channels.webchat.config import WebchatConfig
 from rapport.domain import events
 from rapport.domain.contacts.queries import recent_identities
 from rapport.domain.errors import InvalidInput, NotFound
@@ -16,9 +21,10 @@ from rapport.domain.inboxes.models import Inbox
 from rapport.domain.inboxes.queries import get_inbox, inbox_config, inboxes_of
 from rapport.services import Services
 from rapport.web.deps import CurrentAgent, DbSession, Svc
+from rapport.web.observability import CSP
 from rapport.web.sandbox.catalog import Sandbox
 from rapport.web.sandbox.common import CustomerMessage, FakeProvider, SandboxInbox
-from rapport.web.templating import render
+from rapport.web.templating import CHANNEL_LABELS, render
 
 router = APIRouter(prefix="/sandbox", include_in_schema=False)
 
@@ -26,7 +32,17 @@ router = APIRouter(prefix="/sandbox", include_in_schema=False)
 NEW_CUSTOMERS = {
     "phone": [("+34699000111", "Nuria Campos"), ("+14155550142", "Jordan Blake")],
     "telegram": [("5550001", "Lucía Núñez"), ("5550002", "Aiden Park")],
+    "messenger": [("7310000000000001", "Inés Prieto"), ("7310000000000002", "Marcus Reid")],
+    "instagram": [("1790000000000001", "Valeria Ortiz"), ("1790000000000002", "Sam Carter")],
 }
+
+
+# The widget styles its Shadow DOM with a <style> element: this page (demo only) allows it.
+WIDGET_PAGE_CSP = CSP.replace("style-src 'self'", "style-src 'self' 'unsafe-inline'")
+# Channels listed in the order Rapport lists them everywhere (CHANNEL_LABELS), then by name.
+CHANNEL_ORDER = {kind: rank for rank, kind in enumerate(CHANNEL_LABELS)}
+# The number the page suggests to a website visitor: no demo customer holds it.
+STORY_PHONE = "+34 699 000 333"
 
 
 def _sandbox(request: Request) -> Sandbox:
@@ -55,7 +71,8 @@ async def _sandbox_inboxes(
     session: AsyncSession, services: Services, sandbox: Sandbox, account_id: int
 ) -> list[tuple[SandboxInbox, FakeProvider]]:
     found = [_played(services, sandbox, i) for i in await inboxes_of(session, account_id)]
-    return [pair for pair in found if pair is not None]
+    pairs = [pair for pair in found if pair is not None]
+    return sorted(pairs, key=lambda pair: CHANNEL_ORDER.get(pair[0].channel, len(CHANNEL_ORDER)))
 
 
 async def _customers(session: AsyncSession, account_id: int, channel: str) -> list[tuple[str, str]]:
@@ -64,6 +81,18 @@ async def _customers(session: AsyncSession, account_id: int, channel: str) -> li
     customers = [(identity.value, contact.display_name) for identity, contact in known]
     values = {value for value, _ in customers}
     return customers + [c for c in NEW_CUSTOMERS.get(kind, []) if c[0] not in values]
+
+
+async def _website(
+    session: AsyncSession, services: Services, account_id: int, origin: str
+) -> Inbox | None:
+    """The account's first chat widget that may be embedded on this page, if any."""
+    for inbox in await inboxes_of(session, account_id):
+        if inbox.channel == "webchat" and inbox.is_active:
+            config = WebchatConfig.model_validate(inbox_config(inbox, services.box))
+            if config.origin_allowed(origin):
+                return inbox
+    return None
 
 
 def _thread(pair: tuple[SandboxInbox, FakeProvider], customer: str) -> list[Any]:
@@ -87,7 +116,9 @@ async def sandbox_page(
     customers = await _customers(session, agent.account.id, selected[0].channel) if selected else []
     if selected and not customer and customers:
         customer, name = customers[0]
-    return render(
+    origin = str(request.base_url).rstrip("/")
+    website = await _website(session, services, agent.account.id, origin)
+    response = render(
         request,
         "sandbox/index.html",
         {
@@ -99,8 +130,13 @@ async def sandbox_page(
             "name": name or dict(customers).get(customer, ""),
             "entries": _thread(selected, customer) if selected else [],
             "outbound_allowed": services.settings.http_allow_private,
+            "website": website,
+            "story_phone": STORY_PHONE,
         },
     )
+    if website is not None:
+        response.headers["Content-Security-Policy"] = WIDGET_PAGE_CSP
+    return response
 
 
 async def _selected(

@@ -1,14 +1,20 @@
-"""The fake Graph API answers as Meta documents it and signs webhooks as Meta does."""
+"""The fake Graph API answers as Meta documents it and signs webhooks as Meta does; in the
+sandbox it plays the customer and reports every send back as Meta would."""
 
 from __future__ import annotations
 
+import json
+
 import httpx
+import pytest
 from fastapi import FastAPI
 
 from rapport.lib import meta_webhooks
+from rapport.web.sandbox.common import CustomerMessage, SandboxInbox, SignedCall
 from rapport.web.sandbox.providers.meta import FakeMeta
 
 TOKEN = "token-0123456789"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 def client_for(fake: FakeMeta) -> httpx.AsyncClient:
@@ -69,3 +75,65 @@ async def test_media_is_served_by_id_and_download_needs_the_token() -> None:
         assert info["mime_type"] == "image/png" and info["file_size"] == 5
         assert (await http.get(info["url"])).status_code == 401
         assert (await http.get(info["url"], headers=auth)).content == b"bytes"
+
+
+def _receipt_kind(call: SignedCall) -> str:
+    """What one webhook reports: a WhatsApp status, or a Messenger/Instagram event kind."""
+    entry = json.loads(call.body)["entry"][0]
+    if "changes" in entry:
+        return str(entry["changes"][0]["value"]["statuses"][0]["status"])
+    event = entry["messaging"][0]
+    return (
+        "echo"
+        if event.get("message", {}).get("is_echo")
+        else next(iter({"delivery", "read"} & set(event)))
+    )
+
+
+SANDBOX_CASES = [
+    ("whatsapp", {"phone_number_id": "1001"}, "+34 600 111 222", ["sent", "delivered", "read"]),
+    ("messenger", {"page_id": "2002"}, "7310000000000001", ["echo", "delivery", "read"]),
+    ("instagram", {"instagram_account_id": "3003"}, "1790000000000001", ["echo", "read"]),
+]
+
+
+@pytest.mark.parametrize(("channel", "account", "customer", "receipts"), SANDBOX_CASES)
+async def test_in_the_sandbox_it_plays_the_customer_and_reports_every_send(
+    channel, account, customer, receipts
+) -> None:
+    fake = FakeMeta(access_token=TOKEN)
+    calls: list[SignedCall] = []
+
+    async def deliver(call: SignedCall) -> None:
+        calls.append(call)
+
+    fake.attach("http://fake", deliver)
+    config = {**account, "app_secret": "the-inbox-secret", "api_base_url": "http://fake/"}
+    url = f"http://rapport/hooks/{channel}/7"
+    inbox = SandboxInbox(id=7, name=channel, channel=channel, config=config, webhook_url=url)
+    assert fake.plays(inbox)
+    said = CustomerMessage(customer=customer, name="Lucía Núñez", text="¿Seguís abiertos? 😊")
+    await fake.customer_says(inbox, said, deliver)
+    node, address = fake.thread_of(inbox, customer)
+    send = (
+        {"messaging_product": "whatsapp", "to": address.lstrip("+"), "type": "text"}
+        | {"text": {"body": "Sí"}, "biz_opaque_callback_data": "rapport-msg-9"}
+        if channel == "whatsapp"
+        else {"recipient": {"id": address}, "message": {"text": "Sí", "metadata": "rapport-msg-9"}}
+    )
+    async with client_for(fake) as http:
+        sent = await http.post(f"/v21.0/{node}/messages", json=send, headers=AUTH)
+    assert sent.status_code == 200
+    assert all(call.url == url for call in calls)
+    for call in calls:  # signed with the inbox's app secret, over the bytes as sent
+        meta_webhooks.verify_signature(
+            ["the-inbox-secret"], call.body, signature=call.headers["X-Hub-Signature-256"]
+        )
+    said_json = json.dumps(json.loads(calls[0].body), ensure_ascii=False)
+    assert calls[0].body.isascii() and "¿Seguís abiertos? 😊" in said_json
+    assert [_receipt_kind(call) for call in calls[1:]] == receipts
+    thread = fake.transcript.thread((node, address))
+    assert [(e.sender, e.text, e.status) for e in thread] == [
+        ("customer", "¿Seguís abiertos? 😊", ""),
+        ("business", "Sí", "read"),
+    ]

@@ -27,6 +27,12 @@ What it plays (routes relative to the mount point):
 Webhook builders live in `meta_payloads.py` (mixed in here) and return `Webhook` records whose
 bytes are serialised as Meta does (non-ASCII as `\\uXXXX`, `/` as `\\/`) and signed with
 `X-Hub-Signature-256` (and the legacy `X-Hub-Signature`).
+
+In the sandbox (`attach`), it is one Meta app holding a WhatsApp number, a Page and an Instagram
+account (`sandbox_inboxes`); the customer's messages go to the inbox's webhook signed with its
+app secret, and every send it accepts is reported back there as Meta reports it: WhatsApp
+`sent`, `delivered` and `read` statuses; Messenger the echo, a delivery and a read watermark;
+Instagram the echo and `messaging_seen` (Instagram sends no delivery receipts).
 """
 
 from __future__ import annotations
@@ -35,17 +41,45 @@ import asyncio
 import contextlib
 import secrets
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, BackgroundTasks, Request
 from starlette.responses import JSONResponse, Response
 
-from rapport.web.sandbox.providers.meta_payloads import MetaPayloads, SentMessage, Webhook
+from rapport.web.sandbox.common import Deliver, InboxSpec, Transcript
+from rapport.web.sandbox.providers.meta_customer import MetaCustomer, Subscription
+from rapport.web.sandbox.providers.meta_payloads import SentMessage, Webhook
 
 __all__ = ["FakeMeta", "Fault", "RecordedRequest", "SentMessage", "Webhook"]
 
 HOLD_SECONDS = 30.0  # a held answer goes out after this even if nobody releases it
+SANDBOX_APP_SECRET = "sandbox-meta-app-secret-0123456789"
+SANDBOX_ACCESS_TOKEN = "sandbox-meta-access-token-0123456789"
+SANDBOX_VERIFY_TOKEN = "sandbox-meta-verify-token-0123456789"
+SANDBOX_PHONE_NUMBER_ID = "109000000000001"
+SANDBOX_WABA_ID = "102000000000001"
+SANDBOX_PAGE_ID = "100000000000001"
+SANDBOX_INSTAGRAM_ID = "17841400000000001"
+# Approved templates the sandbox's WhatsApp number offers (to answer after 24 hours).
+SANDBOX_TEMPLATES = [
+    {
+        "name": "order_update",
+        "language": "en",
+        "status": "APPROVED",
+        "category": "UTILITY",
+        "id": "900000000000001",
+        "components": [{"type": "BODY", "text": "Hi {{1}}, your order {{2}} is on its way."}],
+    },
+    {
+        "name": "seguimiento",
+        "language": "es",
+        "status": "APPROVED",
+        "category": "UTILITY",
+        "id": "900000000000002",
+        "components": [{"type": "BODY", "text": "Hola {{1}}, ¿pudimos resolver tu consulta?"}],
+    },
+]
 
 
 @dataclass(frozen=True)
@@ -74,19 +108,52 @@ class _Media:
 
 
 @dataclass
-class FakeMeta(MetaPayloads):
-    app_secret: str = "fake-app-secret"
-    access_token: str = "fake-access-token"
-    public_base_url: str = ""  # where this fake is reachable, for attachment URLs
+class FakeMeta(MetaCustomer):
+    name: ClassVar[str] = "meta"
+    label: ClassVar[str] = "Meta"
+    channels: ClassVar[tuple[str, ...]] = ("whatsapp", "messenger", "instagram")
+
+    app_secret: str = SANDBOX_APP_SECRET
+    access_token: str = SANDBOX_ACCESS_TOKEN
+    base_url: str = ""  # where this fake is reachable, for attachment URLs
     templates: list[dict[str, Any]] = field(default_factory=list)
     sent: list[SentMessage] = field(default_factory=list)
     requests: list[RecordedRequest] = field(default_factory=list)
     faults: list[Fault] = field(default_factory=list)
     media: dict[str, _Media] = field(default_factory=dict)
+    transcript: Transcript = field(default_factory=Transcript)
+    # Where accepted sends are reported (the sandbox); None reports nothing (the tests drive it).
+    reporter: Deliver | None = None
+    subscriptions: dict[str, Subscription] = field(default_factory=dict)  # by account node
     _released: asyncio.Event = field(default_factory=asyncio.Event)
 
     def __post_init__(self) -> None:
         self.router = self._build_router()
+
+    def attach(self, base_url: str, deliver: Deliver) -> None:
+        """Serve at base_url; report every accepted send to the app's webhook, as Meta does."""
+        self.base_url = base_url
+        self.reporter = deliver
+        self.templates = self.templates or [dict(t) for t in SANDBOX_TEMPLATES]
+
+    def sandbox_inboxes(self) -> list[InboxSpec]:
+        app = {
+            "access_token": self.access_token,
+            "app_secret": self.app_secret,
+            "verify_token": SANDBOX_VERIFY_TOKEN,
+            "api_base_url": self.base_url,
+        }
+        whatsapp = {
+            "phone_number_id": SANDBOX_PHONE_NUMBER_ID,
+            "business_account_id": SANDBOX_WABA_ID,
+        }
+        return [
+            InboxSpec("WhatsApp", "whatsapp", {**app, **whatsapp}),
+            InboxSpec("Messenger", "messenger", {**app, "page_id": SANDBOX_PAGE_ID}),
+            InboxSpec(
+                "Instagram", "instagram", {**app, "instagram_account_id": SANDBOX_INSTAGRAM_ID}
+            ),
+        ]
 
     # --- steering ---------------------------------------------------------------------------
 
@@ -118,7 +185,7 @@ class FakeMeta(MetaPayloads):
 
     async def deliver(self, http: httpx.AsyncClient, url: str, hook: Webhook) -> httpx.Response:
         """POST a webhook to Rapport exactly as Meta would."""
-        return await http.post(url, content=hook.body, headers=hook.headers)
+        return await hook.to(url).deliver(http)
 
     # --- the Graph API ----------------------------------------------------------------------
 
@@ -158,7 +225,9 @@ class FakeMeta(MetaPayloads):
         given = given or request.query_params.get("access_token", "")
         return secrets.compare_digest(given.encode(), self.access_token.encode())
 
-    async def _send(self, version: str, node: str, request: Request) -> Response:
+    async def _send(
+        self, version: str, node: str, request: Request, background: BackgroundTasks
+    ) -> Response:
         body = await self._record(request)
         if not self._authorised(request):
             return graph_error(401, 190, "Invalid OAuth access token.")
@@ -169,6 +238,8 @@ class FakeMeta(MetaPayloads):
             return graph_error(fault.status, fault.code, fault.message, fault.retry_after)
         whatsapp = body.get("messaging_product") == "whatsapp"
         record = self._accept(node, body, whatsapp=whatsapp) if not fault or fault.accept else None
+        if record is not None:
+            background.add_task(self.report, record)  # after the answer, as Meta's webhooks come
         if fault is not None:
             # The answer is lost to the caller: it gives up waiting (a timeout) first.
             with contextlib.suppress(TimeoutError):
@@ -199,6 +270,9 @@ class FakeMeta(MetaPayloads):
                 reference=message.get("metadata"),
             )
         self.sent.append(record)
+        text, media = record.shown()
+        customer = "+" + record.to.lstrip("+") if whatsapp else record.to
+        self.transcript.add((node, customer), "business", text, record.id, media=media)
         return record
 
     @staticmethod

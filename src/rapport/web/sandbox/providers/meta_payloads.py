@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rapport.lib import meta_webhooks
+from rapport.web.sandbox.common import SignedCall
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,10 @@ class Webhook:
     @property
     def json(self) -> Any:
         return json.loads(self.body)
+
+    def to(self, url: str) -> SignedCall:
+        """This call posted to an app's webhook URL."""
+        return SignedCall(url=url, body=self.body, headers=self.headers)
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,20 @@ class SentMessage:
             return str((self.body.get("text") or {}).get("body", ""))
         return str((self.body.get("message") or {}).get("text", ""))
 
+    def shown(self) -> tuple[str, list[str]]:
+        """What the customer's phone shows: the text (or caption) and any media links."""
+        if self.product != "whatsapp":
+            message = self.body.get("message") or {}
+            link = ((message.get("attachment") or {}).get("payload") or {}).get("url")
+            return str(message.get("text", "")), [str(link)] if link else []
+        kind = str(self.body.get("type", "text"))
+        content = self.body.get(kind) or {}
+        if kind == "template":
+            return "📄 " + str(content.get("name", "")), []
+        if kind == "text":
+            return self.text, []
+        return str(content.get("caption", "")), [str(content.get("link", kind))]
+
 
 def meta_json(payload: Any) -> bytes:
     return (
@@ -61,26 +80,30 @@ def _now() -> int:
     return int(time.time())
 
 
+def signed(body: bytes, app_secret: str) -> Webhook:
+    """These exact bytes with the headers Meta adds: SHA-256 and the legacy SHA-1 signature."""
+    sha1 = hmac.new(app_secret.encode(), body, hashlib.sha1).hexdigest()
+    return Webhook(
+        body,
+        {
+            "Content-Type": "application/json",
+            meta_webhooks.SIGNATURE_HEADER: meta_webhooks.sign(app_secret, body),
+            meta_webhooks.LEGACY_SIGNATURE_HEADER: "sha1=" + sha1,
+        },
+    )
+
+
 class MetaPayloads:
-    """Builders mixed into FakeMeta; they need `app_secret`, `add_media` and `public_base_url`."""
+    """Builders mixed into FakeMeta; they need `app_secret`, `add_media` and `base_url`."""
 
     app_secret: str
-    public_base_url: str = ""
+    base_url: str = ""
 
     def add_media(self, data: bytes, mime_type: str) -> str:
         raise NotImplementedError
 
     def sign(self, payload: Any) -> Webhook:
-        body = meta_json(payload)
-        sha1 = hmac.new(self.app_secret.encode(), body, hashlib.sha1).hexdigest()
-        return Webhook(
-            body,
-            {
-                "Content-Type": "application/json",
-                meta_webhooks.SIGNATURE_HEADER: meta_webhooks.sign(self.app_secret, body),
-                meta_webhooks.LEGACY_SIGNATURE_HEADER: "sha1=" + sha1,
-            },
-        )
+        return signed(meta_json(payload), self.app_secret)
 
     # --- WhatsApp -----------------------------------------------------------------------------
 
@@ -219,7 +242,7 @@ class MetaPayloads:
     def hosted_attachment(self, kind: str, data: bytes, mime_type: str) -> dict[str, Any]:
         """An attachment whose payload URL the fake serves (as Meta's CDN would)."""
         media_id = self.add_media(data, mime_type)
-        return {"type": kind, "payload": {"url": f"{self.public_base_url}/cdn/{media_id}"}}
+        return {"type": kind, "payload": {"url": f"{self.base_url}/cdn/{media_id}"}}
 
     def echo(self, obj: str, sent: SentMessage, *, app_id: str = "1517776481860111") -> Webhook:
         """The echo Meta sends of a message the page sent (`metadata` is what the send carried)."""
