@@ -89,6 +89,18 @@ class Settings(BaseSettings):
     smtp_starttls: bool = True
     smtp_from: str = "Rapport <no-reply@localhost>"
 
+    # The built-in SMTP listener for incoming mail (email inboxes): off unless a port is set.
+    # Run by `rapport worker` (and in-process by `demo` / `serve --with-worker`); several
+    # workers on one machine share the port.
+    smtp_listen_host: str = "127.0.0.1"
+    smtp_listen_port: int | None = None
+    smtp_listen_max_bytes: int = 30 * 1024 * 1024
+
+    # Listeners (SMTP listener, IMAP pollers): how often inbox settings are read again, and how
+    # long one worker holds a polled mailbox before another may take it over.
+    intake_refresh_seconds: float = 30.0
+    intake_lease_seconds: int = 120
+
     # Observability
     log_level: str = "INFO"
     log_format: str = "console"

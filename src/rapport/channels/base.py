@@ -7,9 +7,11 @@ the one guarded HTTP client in `SendContext`).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Generic, TypeVar
+from datetime import datetime
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 from urllib.parse import parse_qsl
 
 import httpx
@@ -22,6 +24,7 @@ from rapport.domain.ports import (
     Parsed,
     ProviderReceipt,
 )
+from rapport.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,70 @@ class SendContext:
 ConfigT = TypeVar("ConfigT", bound=BaseModel)
 
 
+# --- long-running intake: channels that receive by listening or polling, not by webhook -------
+
+
+@dataclass(frozen=True)
+class ListenedInbox:
+    """An active inbox of the listening channel, with its validated Config."""
+
+    id: int
+    account_id: int
+    config: Any
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """How far a polled source was read: a position within an epoch (IMAP UID in UIDVALIDITY)."""
+
+    source: str
+    epoch: int | None
+    position: int
+    updated_at: datetime | None
+
+
+@dataclass(frozen=True)
+class CursorMove:
+    """Where a source will stand once a stored payload commits (in the same transaction)."""
+
+    source: str
+    epoch: int | None
+    position: int
+
+
+class LeaseLost(Exception):
+    """Another process now reads this source; stop reading it."""
+
+
+class IntakeHost(Protocol):
+    """What a channel's listener may ask of Rapport; the workers implement it.
+
+    `store` keeps a raw payload exactly like a verified webhook call (`store_inbound` plus the
+    `inbound.process` job), so parsing stays the adapter's pure `parse`.
+    """
+
+    settings: Settings
+
+    async def inboxes(self, kind: str) -> list[ListenedInbox]: ...
+
+    async def store(
+        self,
+        inbox_id: int,
+        *,
+        dedupe_key: str,
+        body: bytes,
+        content_type: str,
+        meta: dict[str, Any],
+        cursor: CursorMove | None = None,
+    ) -> bool: ...
+
+    async def store_position(self, inbox_id: int, cursor: CursorMove) -> None: ...
+
+    async def claim(self, inbox_id: int, source: str) -> Cursor | None: ...
+
+    async def release(self, inbox_id: int, source: str) -> None: ...
+
+
 class Channel(Generic[ConfigT]):
     """Base class of the adapters; subclasses set the class attributes and override methods."""
 
@@ -92,6 +159,9 @@ class Channel(Generic[ConfigT]):
     policy: ClassVar[ChannelPolicy]
     # Names of Config fields that are secrets: never shown back in forms or logs.
     secret_fields: ClassVar[tuple[str, ...]] = ()
+    # False for a channel whose mail or messages arrive by listening or polling (email): the
+    # admin then shows no webhook URL.
+    takes_webhooks: ClassVar[bool] = True
 
     def load_config(self, data: Mapping[str, Any]) -> ConfigT:
         return self.Config.model_validate(dict(data))
@@ -140,6 +210,9 @@ class Channel(Generic[ConfigT]):
 
     async def connect(self, inbox_id: int, config: ConfigT, ctx: SendContext) -> None:
         """Called when an inbox is saved: register webhooks with the provider if it has an API."""
+
+    async def listen(self, host: IntakeHost, stop: asyncio.Event) -> None:
+        """Run this channel's listeners (SMTP server, mailbox pollers) until `stop` is set."""
 
     def webhook_path(self, inbox_id: int) -> str:
         return f"/hooks/{self.kind}/{inbox_id}"

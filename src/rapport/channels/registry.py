@@ -6,6 +6,7 @@ from typing import Any
 
 from rapport.channels.api import ApiChannel
 from rapport.channels.base import Channel
+from rapport.channels.email import EmailChannel
 from rapport.channels.instagram import InstagramChannel
 from rapport.channels.messenger import MessengerChannel
 from rapport.channels.sms import SmsChannel
@@ -17,6 +18,7 @@ from rapport.channels.whatsapp import WhatsAppChannel
 ADAPTERS: tuple[Channel[Any], ...] = (
     ApiChannel(),
     WebchatChannel(),
+    EmailChannel(),
     SmsChannel(),
     VoiceChannel(),
     WhatsAppChannel(),

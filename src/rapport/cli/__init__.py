@@ -91,10 +91,12 @@ async def _serve(settings: Settings, host: str, port: int, with_worker: bool) ->
 
     from rapport.lib.logs import configure_logging
     from rapport.web.app import create_app
+    from rapport.workers.listeners import listeners_in_background
     from rapport.workers.relay import worker_in_background
 
     configure_logging(settings.log_level, settings.log_format)
-    background = [worker_in_background] if with_worker else []
+    # The in-process worker comes with the channels' listeners (SMTP listener, IMAP pollers).
+    background = [worker_in_background, listeners_in_background] if with_worker else []
     config = uvicorn.Config(
         create_app(settings, background=background),
         host=host,
@@ -160,7 +162,11 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     with_worker: Annotated[
-        bool, typer.Option("--with-worker", help="Also run the outbox worker in this process.")
+        bool,
+        typer.Option(
+            "--with-worker",
+            help="Also run the outbox worker and the channel listeners in this process.",
+        ),
     ] = False,
 ) -> None:
     """Serve the web app (agent inbox, API, webhooks, websockets)."""
@@ -173,7 +179,11 @@ def serve(
 def worker(
     concurrency: Annotated[int, typer.Option(help="Jobs run at once.")] = 8,
 ) -> None:
-    """Run an outbox worker: processes inbound payloads and delivers replies."""
+    """Run an outbox worker: processes inbound payloads and delivers replies.
+
+    Also runs the channels' listeners: the SMTP listener (when RAPPORT_SMTP_LISTEN_PORT is set)
+    and the IMAP pollers of email inboxes.
+    """
     settings = _settings(worker_concurrency=concurrency)
     _run(_worker(settings))
 
@@ -181,6 +191,7 @@ def worker(
 async def _worker(settings: Settings) -> None:
     from rapport.lib.logs import configure_logging
     from rapport.services import build_services
+    from rapport.workers.listeners import listeners_in_background
     from rapport.workers.relay import Worker
 
     configure_logging(settings.log_level, settings.log_format)
@@ -191,7 +202,8 @@ async def _worker(settings: Settings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        await Worker(services).run(stop)
+        async with listeners_in_background(services):
+            await Worker(services).run(stop)
     finally:
         await services.stop()
 

@@ -8,6 +8,7 @@ from rapport.domain.contacts.models import Contact, Identity
 from rapport.domain.conversations.models import Attachment, Conversation, Message
 from rapport.domain.events import Event, EventCounter
 from rapport.domain.inboxes.models import InboundEvent, Inbox
+from rapport.domain.intake.models import IntakeCursor
 from rapport.domain.visitors.models import VisitorSession
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "Identity",
     "InboundEvent",
     "Inbox",
+    "IntakeCursor",
     "Message",
     "OutboxJob",
     "Team",

@@ -19,9 +19,14 @@ def clean_filename(name: str, fallback: str = "file") -> str:
     return name[:180] or fallback
 
 
-def sanitise_html(html: str) -> str:
-    """Untrusted HTML (email bodies) reduced to safe formatting; links get rel=noopener."""
-    return nh3.clean(html, link_rel="noopener noreferrer nofollow")
+def sanitise_html(html: str, *, extra_url_schemes: frozenset[str] = frozenset()) -> str:
+    """Untrusted HTML (email bodies) reduced to safe formatting; links get rel=noopener.
+
+    `extra_url_schemes` admits more link targets, e.g. `cid` for inline email images, which the
+    page rewrites to the stored attachment's URL.
+    """
+    schemes = nh3.ALLOWED_URL_SCHEMES | extra_url_schemes
+    return nh3.clean(html, link_rel="noopener noreferrer nofollow", url_schemes=schemes)
 
 
 def preview(text: str | None, length: int = 120) -> str:

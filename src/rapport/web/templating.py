@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 from fastapi import Request
 from fastapi.templating import Jinja2Templates
@@ -14,6 +17,7 @@ from starlette.responses import HTMLResponse
 
 from rapport.lib.clock import utcnow
 from rapport.lib.identities import format_phone_for_display
+from rapport.lib.text import sanitise_html
 from rapport.web.csrf import csrf_token
 from rapport.web.i18n import LOCALES, locale_name, negotiate, translations
 
@@ -66,6 +70,24 @@ def _linebreaks(value: str) -> Markup:
     return Markup("<br>").join(escape(value).split("\n"))
 
 
+_CID_SRC = re.compile(r'src="cid:([^"]*)"')
+
+
+def _email_html(html: str | None, attachments: Sequence[Any] = ()) -> Markup:
+    """Email HTML (sanitised on the way in, and again here), inline images pointing at files.
+
+    `cid:` sources (RFC 2392) become the stored attachment's URL; unknown ones are dropped.
+    """
+    by_cid = {a.content_id: a.id for a in attachments if getattr(a, "content_id", None)}
+
+    def point(match: re.Match[str]) -> str:
+        found = by_cid.get(unquote(match.group(1)).strip("<>"))
+        return f'src="/attachments/{found}"' if found else 'src=""'
+
+    clean = sanitise_html(html or "", extra_url_schemes=frozenset({"cid"}))
+    return Markup(_CID_SRC.sub(point, clean))  # noqa: S704 - nh3-sanitised just above
+
+
 def _identity_value(kind: str, value: str) -> str:
     return format_phone_for_display(value) if kind == "phone" else value
 
@@ -74,6 +96,7 @@ env.filters["timeago"] = _timeago
 env.filters["linebreaks"] = _linebreaks
 env.filters["channel_label"] = lambda kind: CHANNEL_LABELS.get(kind or "", kind or "")
 env.filters["identity_value"] = _identity_value
+env.filters["email_html"] = _email_html
 env.globals["CHANNEL_LABELS"] = CHANNEL_LABELS
 env.globals["LOCALES"] = LOCALES
 env.globals["locale_name"] = locale_name

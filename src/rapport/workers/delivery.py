@@ -32,6 +32,20 @@ from rapport.domain.ports import OutboundAttachment, OutboundMessage, SendError
 from rapport.services import Services
 
 
+def smtp_relay(services: Services) -> dict[str, object] | None:
+    """The instance-wide SMTP relay (RAPPORT_SMTP_*), for channels that send mail."""
+    settings = services.settings
+    if not settings.smtp_host:
+        return None
+    return {
+        "host": settings.smtp_host,
+        "port": settings.smtp_port,
+        "username": settings.smtp_username or "",
+        "password": settings.smtp_password.get_secret_value() if settings.smtp_password else "",
+        "starttls": settings.smtp_starttls,
+    }
+
+
 def idempotency_key(message_id: int) -> str:
     """The same for every attempt at one message: our id, namespaced."""
     return actions.outgoing_reference(message_id)
@@ -130,7 +144,10 @@ async def deliver_message(services: Services, job: ClaimedJob) -> None:
         await events.commit(session)
 
     ctx = SendContext(
-        http=services.http, read_file=services.files.read, public_url=services.settings.public_url
+        http=services.http,
+        read_file=services.files.read,
+        public_url=services.settings.public_url,
+        extra={"smtp_relay": smtp_relay(services)},
     )
     try:
         receipt = await adapter.send(outbound, config, ctx)

@@ -38,6 +38,8 @@ DELIVER_JOB = "message.deliver"
 # (WhatsApp biz_opaque_callback_data, Messenger metadata) return it, so it must be parseable.
 REFERENCE_PREFIX = "rapport-msg-"
 MAX_MESSAGE_LENGTH = 65_536
+# A reply that only matches by sender and subject joins a conversation active this recently.
+SUBJECT_THREAD_DAYS = 30
 
 # Delivery statuses only move forward; failed is final and only replaces a not-yet-delivered one.
 _RANK = {
@@ -222,8 +224,10 @@ async def _conversation_for(
     inbound: InboundMessage,
     now: datetime,
 ) -> Conversation:
-    """The conversation a message joins: named by token, threaded by reference, open, or new."""
-    conversation = await _named_or_threaded(session, account=account, inbound=inbound)
+    """The conversation a message joins: threaded, named by token, by subject, open, or new."""
+    conversation = await _named_or_threaded(
+        session, account=account, inbox=inbox, contact=contact, inbound=inbound, now=now
+    )
     if conversation is None:
         conversation = await _open_conversation(
             session, account=account, inbox=inbox, contact=contact, now=now
@@ -249,25 +253,76 @@ async def _conversation_for(
 
 
 async def _named_or_threaded(
-    session: AsyncSession, *, account: Account, inbound: InboundMessage
+    session: AsyncSession,
+    *,
+    account: Account,
+    inbox: Inbox,
+    contact: Contact,
+    inbound: InboundMessage,
+    now: datetime,
 ) -> Conversation | None:
+    """Threading that neither splits nor mixes conversations, strongest evidence first.
+
+    1. References (email In-Reply-To/References, quoted replies) to a message of the sender's
+       own conversations: a reference someone else learnt never carries them into a stranger's.
+    2. A conversation named by a verified token (signed reply address, widget session).
+    3. The sender's recent conversation with the same subject (email clients that drop the
+       references keep the subject).
+    """
+    threaded = await _by_references(session, account=account, contact=contact, inbound=inbound)
+    if threaded is not None:
+        return threaded
     if inbound.conversation_id is not None:
         named = await session.get(Conversation, inbound.conversation_id)
         if named is not None and named.account_id == account.id:
             return named
-    if inbound.thread_refs:
-        conversation_id = await session.scalar(
-            select(Message.conversation_id)
-            .where(
-                Message.account_id == account.id,
-                Message.provider_id.in_(list(inbound.thread_refs)),
-            )
-            .order_by(Message.id.desc())
-            .limit(1)
+    if inbound.subject:
+        return await _by_subject(
+            session, account=account, inbox=inbox, contact=contact, subject=inbound.subject, now=now
         )
-        if conversation_id is not None:
-            return await session.get(Conversation, conversation_id)
     return None
+
+
+async def _by_references(
+    session: AsyncSession, *, account: Account, contact: Contact, inbound: InboundMessage
+) -> Conversation | None:
+    if not inbound.thread_refs:
+        return None
+    return await session.scalar(
+        select(Conversation)
+        .join(Message, Message.conversation_id == Conversation.id)
+        .where(
+            Message.account_id == account.id,
+            Message.provider_id.in_(list(inbound.thread_refs)),
+            Conversation.contact_id == contact.id,
+        )
+        .order_by(Message.id.desc())
+        .limit(1)
+    )
+
+
+async def _by_subject(
+    session: AsyncSession,
+    *,
+    account: Account,
+    inbox: Inbox,
+    contact: Contact,
+    subject: str,
+    now: datetime,
+) -> Conversation | None:
+    query = (
+        select(Conversation)
+        .where(
+            Conversation.contact_id == contact.id,
+            Conversation.subject == subject[:500],
+            Conversation.last_activity_at >= now - timedelta(days=SUBJECT_THREAD_DAYS),
+        )
+        .order_by(Conversation.last_activity_at.desc())
+        .limit(1)
+    )
+    if account.join_policy == JoinPolicy.never:
+        query = query.where(Conversation.inbox_id == inbox.id)
+    return await session.scalar(query)
 
 
 async def _open_conversation(
@@ -723,7 +778,14 @@ async def _store_sent_elsewhere(
         session, account=account, claims=inbound.sender, name=inbound.sender_name
     )
     now = utcnow()
-    conversation = await _named_or_threaded(session, account=account, inbound=inbound)
+    conversation = await _named_or_threaded(
+        session,
+        account=account,
+        inbox=inbox,
+        contact=resolved.contact,
+        inbound=inbound,
+        now=now,
+    )
     conversation = conversation or await _open_conversation(
         session, account=account, inbox=inbox, contact=resolved.contact, now=now
     )

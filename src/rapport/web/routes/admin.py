@@ -41,8 +41,11 @@ async def settings_home(agent: AdminAgent) -> Response:
 # --- inboxes -----------------------------------------------------------------------------------
 
 
-def _webhook_url(services: Services, inbox: Inbox) -> str:
-    return services.settings.public_url + adapter_for(inbox.channel).webhook_path(inbox.id)
+def _webhook_url(services: Services, inbox: Inbox) -> str | None:
+    adapter = adapter_for(inbox.channel)
+    if not adapter.takes_webhooks:
+        return None
+    return services.settings.public_url + adapter.webhook_path(inbox.id)
 
 
 @router.get("/inboxes")

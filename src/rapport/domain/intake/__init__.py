@@ -1,0 +1,1 @@
+"""Intake: where polled sources (IMAP mailboxes) were read up to, and who reads them now."""
