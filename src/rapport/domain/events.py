@@ -211,6 +211,22 @@ class ConsentChanged(DomainEvent):
         return self.contact_id
 
 
+class ContactCustomEvent(DomainEvent):
+    """Something the customer did elsewhere, posted through the API (an order, a page visit)."""
+
+    type: ClassVar[str] = "contact.custom_event"
+    audience: ClassVar[Audience] = Audience.account
+
+    contact_id: int
+    name: str
+    properties: dict[str, Any]
+    occurred_at: datetime
+
+    @property
+    def contact_ref(self) -> int | None:
+        return self.contact_id
+
+
 class InboundFailed(DomainEvent):
     """A stored provider payload could not be processed; it is kept for a retry after a fix."""
 
@@ -234,6 +250,7 @@ EVENT_TYPES: dict[str, type[DomainEvent]] = {
         ContactCreated,
         ContactUpdated,
         ConsentChanged,
+        ContactCustomEvent,
         InboundFailed,
     )
 }

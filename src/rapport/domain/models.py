@@ -4,19 +4,28 @@ from rapport.db.base import Base
 from rapport.db.outbox import OutboxJob
 from rapport.domain.accounts.models import Account
 from rapport.domain.agents.models import ApiToken, Team, TeamMember, User
-from rapport.domain.contacts.models import Contact, Identity
+from rapport.domain.contacts.models import (
+    AttributeDefinition,
+    Contact,
+    ContactLabel,
+    Identity,
+    Label,
+)
 from rapport.domain.conversations.models import Attachment, Conversation, Message
 from rapport.domain.events import Event, EventCounter
 from rapport.domain.inboxes.models import InboundEvent, Inbox
 from rapport.domain.intake.models import IntakeCursor
+from rapport.domain.segments.models import Segment
 from rapport.domain.visitors.models import VisitorSession
 
 __all__ = [
     "Account",
     "ApiToken",
     "Attachment",
+    "AttributeDefinition",
     "Base",
     "Contact",
+    "ContactLabel",
     "Conversation",
     "Event",
     "EventCounter",
@@ -24,8 +33,10 @@ __all__ = [
     "InboundEvent",
     "Inbox",
     "IntakeCursor",
+    "Label",
     "Message",
     "OutboxJob",
+    "Segment",
     "Team",
     "TeamMember",
     "User",
