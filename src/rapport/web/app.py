@@ -21,6 +21,7 @@ from rapport.web.routes import (
     admin,
     api_v1,
     auth,
+    contact_settings,
     contacts,
     files,
     hooks,
@@ -28,6 +29,7 @@ from rapport.web.routes import (
     ops,
     profile,
     realtime,
+    segments,
     typing,
     widget,
     widget_messages,
@@ -85,6 +87,8 @@ def create_app(
     app.state.settings = settings
     errors.install(app)
     for module in (ops, auth, inbox, contacts, profile, admin, files, hooks, realtime, api_v1):
+        app.include_router(module.router)
+    for module in (contact_settings, segments):
         app.include_router(module.router)
     for module in (typing, widget, widget_messages, widget_socket):
         app.include_router(module.router)

@@ -99,6 +99,12 @@
     htmx.ajax("GET", "/conversations/" + id + "/header", { target: "#conversation-header", swap: "innerHTML" });
   }
 
+  /* The contact panel (earlier conversations, attributes, labels) follows an assignment live. */
+  function refreshPanel(id) {
+    if (!document.getElementById("contact-panel")) return;
+    htmx.ajax("GET", "/conversations/" + id + "/panel", { target: "#contact-panel", swap: "outerHTML" });
+  }
+
   async function fetchFragment(url) {
     const response = await fetch(url, { headers: { "HX-Request": "true" }, credentials: "same-origin" });
     if (!response.ok) return null;
@@ -141,6 +147,9 @@
         if (here) upsertMessage(open, data.message_id);
         break;
       case "conversation.assigned":
+        if (here) { refreshHeader(open); refreshPanel(open); }
+        refreshList();
+        break;
       case "conversation.status_changed":
       case "conversation.channel_switched":
         if (here) refreshHeader(open);
