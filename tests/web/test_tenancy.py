@@ -10,11 +10,14 @@ from sqlalchemy import select
 from rapport.domain import events
 from rapport.domain.agents.actions import create_api_token
 from rapport.domain.agents.models import Role
+from rapport.domain.contacts import actions as contact_actions
+from rapport.domain.contacts.models import Contact
 from rapport.domain.conversations import actions
 from rapport.domain.conversations.actions import StoredFile
 from rapport.domain.conversations.models import Attachment, Conversation
 from rapport.domain.inboxes.actions import mark_inbound_failed, store_inbound
 from rapport.domain.inboxes.models import InboundEvent
+from rapport.domain.segments import actions as segment_actions
 from tests.support.factory import login
 from tests.support.routes import all_routes
 
@@ -45,6 +48,7 @@ JSON_BODIES = {
     "/messages": {"content": "hello", "private": True},
     "/status": {"status": "resolved"},
     "/assignment": {"assignee_id": None, "team_id": None},
+    "/events": {"name": "order.placed", "properties": {}},
 }
 
 
@@ -77,7 +81,9 @@ async def ids_of_b(services, factory):
         await mark_inbound_failed(session, inbound=inbound, error="x")
         attachment = await session.scalar(select(Attachment))
         await events.commit(session)
+    profile_ids = await _contact_profile_of_b(services, b, admin, received)
     return {
+        **profile_ids,
         "conversation_id": received.conversation.id,
         "message_id": note.id,
         "contact_id": received.conversation.contact_id,
@@ -90,6 +96,22 @@ async def ids_of_b(services, factory):
         "channel": "api",
         "token": "x",
     }
+
+
+async def _contact_profile_of_b(services, b, admin, received):
+    """An attribute, a label on the contact and a segment of account B."""
+    async with services.session() as session:
+        definition = await contact_actions.define_attribute(
+            session, account_id=b.id, label="Plan", kind="text"
+        )
+        label = await contact_actions.create_label(session, account_id=b.id, name="VIP")
+        contact = await session.get(Contact, received.conversation.contact_id)
+        await contact_actions.add_label(session, contact=contact, label=label)
+        segment = await segment_actions.create_segment(
+            session, account_id=b.id, name="Globex secret plans", filters={}
+        )
+        await events.commit(session)
+    return {"definition_id": definition.id, "label_id": label.id, "segment_id": segment.id}
 
 
 async def _call(client, route, method, url, headers):
@@ -147,6 +169,9 @@ async def test_lists_never_show_another_accounts_rows(client, services, factory)
         "/settings/inboxes",
         "/settings/teams",
         "/settings/failures",
+        "/settings/attributes",
+        "/settings/labels",
+        "/segments",
     ]:
         page = await client.get(url)
         assert page.status_code == 200

@@ -67,7 +67,6 @@ async def create_attribute(
             session, account_id=agent.account.id, label=label, kind=kind, key=key, options=options
         )
     except (InvalidInput, Conflict) as exc:
-        await events.rollback(session)
         submitted = {"label": label, "kind": kind, "key": key, "options": options}
         return await _attributes_page(
             request, session, agent, error=str(exc), submitted=submitted, status_code=422

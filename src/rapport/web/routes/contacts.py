@@ -146,9 +146,8 @@ async def edit_attributes(
             actor_user_id=agent.user.id,
         )
     except InvalidInput as exc:
-        # Show the form again with what was typed and the reason next to the field.
-        await events.rollback(session)
-        contact = await get_contact(session, account_id=agent.account.id, contact_id=contact_id)
+        # Show the form again with what was typed and the reason next to the field (the
+        # action refuses before changing anything, and this session is never committed).
         context = await _page_context(session, agent, contact)
         context["errors"] = {exc.field or "": str(gettext_for(request)(str(exc)))}
         context["submitted"] = values

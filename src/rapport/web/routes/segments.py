@@ -169,7 +169,6 @@ async def _save(
                 session, segment=segment, name=name, description=description, filters=raw
             )
     except (InvalidInput, Conflict) as exc:
-        await events.rollback(session)
         rows = [
             {"field": str(f), "op": str(o), "value": str(v)}
             for f, o, v in zip(
