@@ -21,7 +21,9 @@ TEXT_MAX = 500
 OPTION_MAX = 60
 OPTIONS_MAX = 50
 LABEL_MAX = 60
-COLOR_PATTERN = re.compile(r"^#[0-9a-fA-F]{6}$")
+# Label colours come from a fixed palette: pages are served with a CSP that forbids inline styles,
+# and a palette keeps labels readable on every background.
+LABEL_COLORS = ("gray", "red", "orange", "yellow", "green", "teal", "blue", "purple", "pink")
 
 # Custom events: a short machine name ("order.placed") and a small JSON object of properties.
 EVENT_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\- ]{0,63}$")
@@ -123,10 +125,10 @@ def check_label(name: str, color: str | None) -> tuple[str, str | None]:
         raise InvalidInput("a label needs a name", field="name")
     if len(clean) > LABEL_MAX:
         raise InvalidInput("a label name has at most 60 characters", field="name")
-    colour = (color or "").strip() or None
-    if colour is not None and not COLOR_PATTERN.match(colour):
-        raise InvalidInput("a colour looks like #3b82f6", field="color")
-    return clean, colour.lower() if colour else None
+    colour = (color or "").strip().lower() or None
+    if colour is not None and colour not in LABEL_COLORS:
+        raise InvalidInput("choose a colour from the list", field="color")
+    return clean, colour
 
 
 def check_custom_event(name: str, properties: Any) -> tuple[str, dict[str, Any]]:
