@@ -9,7 +9,7 @@ from rapport.domain.contacts import actions as contact_actions
 from rapport.domain.contacts.models import Contact
 from rapport.domain.contacts.queries import attribute_definitions
 from rapport.domain.conversations import actions
-from rapport.domain.conversations.models import Conversation
+from rapport.domain.conversations.models import Conversation, Status
 from rapport.web.app import create_app
 from tests.support.browser import chromium_browser, screenshot, sign_in
 from tests.support.customers import cross_channel_history, phone_claim
@@ -115,3 +115,62 @@ async def test_the_contact_page_shows_one_history_across_channels(
             assert await page.evaluate("performance.getEntriesByType('navigation').length") == 1
             await switch.scroll_into_view_if_needed()
             await screenshot(page, "contact-timeline.png")
+
+
+async def test_the_inbox_panel_shows_earlier_conversations_and_follows_an_assignment(
+    settings, services, factory, chromium
+):
+    app = create_app(settings, services=services)
+    async with serve(app) as base:
+        account = await factory.account("Acme Support", default_region="ES")
+        agent = await factory.user(account, name="Ana Ruiz", email="ana@example.com")
+        lead = await factory.user(account, name="Bruno Díaz")
+        history = await cross_channel_history(services, factory, account, agent)
+        async with services.session() as session:
+            first = await session.get(Conversation, history.conversation.id)
+            await actions.change_status(
+                session, conversation=first, actor=agent, status=Status.resolved
+            )
+            await events.commit(session)
+        later = await factory.receive(
+            account, history.sms, text="Hi again, the parcel never came.", claims=phone_claim()
+        )
+        assert later.conversation.id != history.conversation.id
+
+        async with chromium_browser(chromium) as chrome:
+            page = await chrome.new_page(viewport={"width": 1440, "height": 900})
+            await sign_in(page, base, agent.email, PASSWORD)
+            await page.goto(f"{base}/conversations/{later.conversation.id}")
+            await page.wait_for_selector("#live-status.live")
+            panel = page.locator("#contact-panel")
+            earlier = panel.locator("#panel-earlier")
+            await expect(earlier).to_contain_text("Where is my order?")
+            await expect(earlier).to_contain_text("SMS")
+            await expect(panel).not_to_contain_text("VIP")
+
+            # Meanwhile the contact gets a label, and the lead assigns the conversation to Ana:
+            # the panel comes back with the label, the earlier conversations still there.
+            async with services.session() as session:
+                contact = await session.get(Contact, history.contact_id)
+                vip = await contact_actions.create_label(
+                    session, account_id=account.id, name="VIP", color="red"
+                )
+                await contact_actions.add_label(session, contact=contact, label=vip)
+                conversation = await session.get(Conversation, later.conversation.id)
+                await actions.assign_conversation(
+                    session,
+                    conversation=conversation,
+                    actor=lead,
+                    assignee_id=agent.id,
+                    team_id=None,
+                )
+                await events.commit(session)
+            await expect(page.locator("#assignee")).to_have_value(str(agent.id))
+            await expect(panel.locator(".label-chip")).to_have_text("VIP")
+            await expect(earlier).to_contain_text("Where is my order?")
+            assert await page.evaluate("performance.getEntriesByType('navigation').length") == 1
+            # The list followed too (it is now in "Mine").
+            await page.wait_for_selector(
+                f".conv-item[data-conversation-id='{later.conversation.id}']"
+            )
+            await screenshot(page, "conversation-history-panel.png")

@@ -200,3 +200,23 @@ async def test_custom_events_are_validated_and_land_on_the_timeline(services, fa
         assert datetime.fromisoformat(top.event.data["occurred_at"]) == when
         assert page.items[-1].kind == "message.created"
         assert page.items[-1].message.content == "Hello"
+
+
+async def test_a_custom_event_for_a_merged_contact_lands_on_the_survivor(services, factory):
+    account = await factory.account()
+    survivor_id = await _contact(services, factory, account, external_id="survivor")
+    merged_id = await _contact(services, factory, account, external_id="merged")
+    async with services.session() as session:
+        merged = await session.get(Contact, merged_id)
+        merged.merged_into_id = survivor_id  # what a merge leaves behind (merging is tested apart)
+        await events.commit(session)
+        event = await actions.record_custom_event(
+            session,
+            account_id=account.id,
+            contact_id=merged_id,
+            name="page.visited",
+            properties={},
+            occurred_at=None,
+        )
+        await events.commit(session)
+        assert event.contact_id == survivor_id
