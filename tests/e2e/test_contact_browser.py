@@ -116,6 +116,19 @@ async def test_the_contact_page_shows_one_history_across_channels(
             await switch.scroll_into_view_if_needed()
             await screenshot(page, "contact-timeline.png")
 
+            # A segment of customers like her: the comparisons follow the chosen field.
+            await page.goto(f"{base}/segments/new")
+            await page.fill("input[name=name]", "Pro customers with a phone")
+            await page.select_option("#cond-field-1", "attribute:plan")
+            await page.select_option("#cond-op-1", "equals")
+            await page.fill("#cond-value-1", "Pro")
+            await page.select_option("#cond-field-2", "identity:phone")
+            await expect(page.locator("#cond-op-2")).to_have_value("has")
+            await page.click("text=Save segment")
+            await expect(page.locator(".segment-count").first).to_have_text("1 contact")
+            await expect(page.locator("table")).to_contain_text("Lucía")
+            await screenshot(page, "segment.png")
+
 
 async def test_the_inbox_panel_shows_earlier_conversations_and_follows_an_assignment(
     settings, services, factory, chromium

@@ -193,3 +193,42 @@ async def test_custom_events_through_the_api(client, services, factory):
     )
     assert foreign.status_code == 404
     assert (await client.post(url, json={"name": "x"})).status_code == 401
+
+
+async def test_admins_rename_and_delete_attributes_and_labels(client, services, factory):
+    account = await factory.account()
+    admin = await factory.user(account, role=Role.admin)
+    csrf = await login(client, admin)
+    headers = {"X-CSRF-Token": csrf}
+    await client.post(
+        "/settings/attributes",
+        data={"label": "Tier", "kind": "list", "options": "Gold, Silver"},
+        headers=headers,
+    )
+    page = await client.get("/settings/attributes")
+    definition_id = re.search(r"/settings/attributes/(\d+)/delete", page.text).group(1)
+    renamed = await client.post(
+        f"/settings/attributes/{definition_id}",
+        data={"label": "Support tier", "options": "Gold\nSilver\nBronze"},
+        headers=headers,
+    )
+    assert renamed.status_code == 303
+    page = await client.get("/settings/attributes")
+    assert "Support tier" in page.text and "Bronze" in page.text
+    form = await client.get("/segments/new")
+    assert 'data-ops="equals not_equals is_set is_not_set"' in form.text
+    await client.post(f"/settings/attributes/{definition_id}/delete", headers=headers)
+    assert "Support tier" not in (await client.get("/settings/attributes")).text
+
+    await client.post(
+        "/settings/labels", data={"name": "Churn risk", "color": "orange"}, headers=headers
+    )
+    page = await client.get("/settings/labels")
+    assert '<span class="label-chip c-orange">Churn risk</span>' in page.text
+    label_id = re.search(r"/settings/labels/(\d+)/delete", page.text).group(1)
+    bad = await client.post(
+        f"/settings/labels/{label_id}", data={"name": "x", "color": "#f00"}, headers=headers
+    )
+    assert bad.status_code == 422 and "choose a colour from the list" in bad.text
+    await client.post(f"/settings/labels/{label_id}/delete", headers=headers)
+    assert "Churn risk" not in (await client.get("/settings/labels")).text

@@ -16,6 +16,7 @@ from rapport.domain.contacts.queries import attribute_definitions, labels_of_acc
 from rapport.domain.errors import Conflict, InvalidInput
 from rapport.domain.segments import actions
 from rapport.domain.segments.filters import (
+    OPS_BY_KIND,
     ActivityCondition,
     AttributeCondition,
     IdentityCondition,
@@ -123,6 +124,7 @@ async def _form_page(
             "labels": await labels_of_account(session, account_id=agent.account.id),
             "identity_kinds": list(IdentityKind),
             "ops": OPS,
+            "ops_by_kind": {kind.value: ops for kind, ops in OPS_BY_KIND.items()},
             "error": str(gettext_for(request)(error)) if error else None,
         },
         status_code=status_code,

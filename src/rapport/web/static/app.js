@@ -362,6 +362,26 @@
     if (trigger) document.getElementById("help").showModal();
   });
 
+  /* ---- segment conditions: offer only the comparisons that fit the chosen field ----------- */
+  function fitOps(row) {
+    const field = row.querySelector("select[name=cond_field]");
+    const op = row.querySelector("select[name=cond_op]");
+    if (!field || !op) return;
+    const chosen = field.selectedOptions[0];
+    const allowed = ((chosen && chosen.dataset.ops) || "").split(" ").filter(Boolean);
+    for (const option of op.options) option.hidden = allowed.length > 0 && !allowed.includes(option.value);
+    if (allowed.length && !allowed.includes(op.value)) op.value = allowed[0];
+  }
+
+  document.addEventListener("change", (e) => {
+    const row = e.target.closest(".condition-row");
+    if (row && e.target.name === "cond_field") fitOps(row);
+  });
+
+  document.addEventListener("DOMContentLoaded", () => {
+    document.querySelectorAll(".condition-row").forEach(fitOps);
+  });
+
   document.addEventListener("DOMContentLoaded", () => {
     markSelected();
     setupComposer();
