@@ -317,3 +317,51 @@ async def _snapshot(services):
             )
         )
     return identities, visits
+
+
+async def test_a_site_that_forbids_inline_styles_still_shows_the_styled_widget(
+    db_url, tmp_path, services, factory, chromium
+):
+    account = await factory.account(name="Northwind")
+    inbox = await widget_inbox(services, account, name="Northwind Help", colour="#1f3b2d")
+    server = RapportServer(db_url, tmp_path)
+    await asyncio.to_thread(server.start)
+    page_html = (
+        "<!doctype html><html><head><title>Strict shop</title></head><body><h1>Shop</h1>"
+        f'<script src="{server.url}/widget.js" data-inbox="{inbox.public_token}" async></script>'
+        "</body></html>"
+    )
+    ws_url = server.url.replace("http://", "ws://")
+    policy = (
+        f"default-src 'none'; script-src {server.url}; connect-src {server.url} {ws_url}; "
+        f"img-src {server.url} data:; style-src 'none'"
+    )
+    try:
+        with website(page_html, headers={"Content-Security-Policy": policy}) as site:
+            await _allow_origin(services, inbox, site)
+            async with chromium_browser(chromium) as browser:
+                page = await browser.new_page()
+                violations: list[str] = []
+                page.on(
+                    "console",
+                    lambda msg: (
+                        violations.append(msg.text)
+                        if "Content Security Policy" in msg.text
+                        else None
+                    ),
+                )
+                await page.goto(site)
+                await page.wait_for_function("window.Rapport && window.Rapport.version === 1")
+                launcher = page.locator("button.launcher")
+                await expect(launcher).to_be_visible(timeout=LIVE)
+                # Styled: the inbox colour, fixed in the corner, round (not a bare button).
+                assert await launcher.evaluate("b => getComputedStyle(b).position") == "fixed"
+                assert (
+                    await launcher.evaluate("b => getComputedStyle(b).backgroundColor")
+                    == "rgb(31, 59, 45)"
+                )
+                await launcher.click()
+                await expect(page.locator("textarea#rp-text")).to_be_visible(timeout=LIVE)
+                assert violations == []
+    finally:
+        await asyncio.to_thread(server.stop)

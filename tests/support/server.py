@@ -90,15 +90,18 @@ class RapportServer:
 
 
 @contextmanager
-def website(html: str) -> Iterator[str]:
+def website(html: str, *, headers: dict[str, str] | None = None) -> Iterator[str]:
     """Serve one page at http://localhost:PORT/ (another origin than Rapport)."""
     body = html.encode()
+    extra_headers = headers or {}
 
     class Page(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             self.send_response(200)
             self.send_header("Content-Type", "text/html; charset=utf-8")
             self.send_header("Content-Length", str(len(body)))
+            for name, value in extra_headers.items():
+                self.send_header(name, value)
             self.end_headers()
             self.wfile.write(body)
 
