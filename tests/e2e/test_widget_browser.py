@@ -20,6 +20,7 @@ from rapport.domain.inboxes.models import Inbox
 from rapport.domain.visitors.models import VisitorSession
 from tests.support.browser import chromium_browser, png, screenshot
 from tests.support.factory import PASSWORD
+from tests.support.live import eventually
 from tests.support.server import RapportServer, shop_page, website
 from tests.support.webchat import user_hash, widget_inbox
 
@@ -253,6 +254,9 @@ async def test_hmac_identify_links_the_contact_and_a_bad_hash_changes_nothing(
                 ).new_page()
                 await page.goto(site)
                 await page.wait_for_function("window.Rapport && window.Rapport.version === 1")
+                # The widget opens its visitor session on load; compare from that point on.
+                await page.locator("button.launcher").wait_for()
+                await eventually(lambda: _has_visit(services))
                 before = await _snapshot(services)
                 status = await page.evaluate(
                     IDENTIFY,
@@ -298,6 +302,11 @@ async def test_hmac_identify_links_the_contact_and_a_bad_hash_changes_nothing(
         emails = list(await session.scalars(select(Identity.value).where(Identity.kind == "email")))
     assert conversation.id == known.conversation.id
     assert emails == ["maria@example.com"]
+
+
+async def _has_visit(services) -> bool:
+    async with services.read_session() as session:
+        return bool(await session.scalar(select(func.count()).select_from(VisitorSession)))
 
 
 async def _snapshot(services):
@@ -355,11 +364,8 @@ async def test_a_site_that_forbids_inline_styles_still_shows_the_styled_widget(
                 launcher = page.locator("button.launcher")
                 await expect(launcher).to_be_visible(timeout=LIVE)
                 # Styled: the inbox colour, fixed in the corner, round (not a bare button).
-                assert await launcher.evaluate("b => getComputedStyle(b).position") == "fixed"
-                assert (
-                    await launcher.evaluate("b => getComputedStyle(b).backgroundColor")
-                    == "rgb(31, 59, 45)"
-                )
+                await expect(launcher).to_have_css("position", "fixed")
+                await expect(launcher).to_have_css("background-color", "rgb(31, 59, 45)")
                 await launcher.click()
                 await expect(page.locator("textarea#rp-text")).to_be_visible(timeout=LIVE)
                 assert violations == []
