@@ -1,6 +1,6 @@
 """Custom attributes, labels and custom events on contacts (SQLite and PostgreSQL)."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import select
@@ -220,3 +220,47 @@ async def test_a_custom_event_for_a_merged_contact_lands_on_the_survivor(service
         )
         await events.commit(session)
         assert event.contact_id == survivor_id
+
+
+async def test_odd_input_gets_a_clear_refusal_not_a_database_error(services, factory):
+    account = await factory.account()
+    contact_id = await _contact(services, factory, account)
+    async with services.session() as session:
+        with pytest.raises(InvalidInput, match="plain JSON values"):
+            await actions.record_custom_event(
+                session,
+                account_id=account.id,
+                contact_id=contact_id,
+                name="x",
+                properties={"a": "nul\x00byte"},
+                occurred_at=None,
+            )
+        with pytest.raises(InvalidInput, match="plain JSON values"):
+            await actions.record_custom_event(
+                session,
+                account_id=account.id,
+                contact_id=contact_id,
+                name="x",
+                properties={"a": float("nan")},
+                occurred_at=None,
+            )
+        with pytest.raises(InvalidInput, match="not a usable time"):
+            await actions.record_custom_event(
+                session,
+                account_id=account.id,
+                contact_id=contact_id,
+                name="x",
+                properties={},
+                occurred_at=datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=5))),
+            )
+        label = await actions.create_label(session, account_id=account.id, name="Nul\x00l")
+        definition = await actions.define_attribute(
+            session, account_id=account.id, label="No\x00te", kind="text"
+        )
+        contact = await session.get(Contact, contact_id)
+        await actions.set_attributes(
+            session, contact=contact, definitions=[definition], values={definition.key: "a\x00b"}
+        )
+        await events.commit(session)
+        assert (label.name, definition.label) == ("Null", "Note")
+        assert (await session.get(Contact, contact_id)).attributes == {definition.key: "ab"}

@@ -252,7 +252,7 @@ async def define_attribute(
     options: Sequence[str] | str = (),
 ) -> AttributeDefinition:
     """Add a custom attribute to the account's contacts (its type is fixed from then on)."""
-    clean_label = " ".join(label.split())[:120]
+    clean_label = " ".join(label.replace("\x00", "").split())[:120]
     if not clean_label:
         raise InvalidInput("an attribute needs a label", field="label")
     try:
@@ -291,7 +291,7 @@ async def update_attribute(
     options: Sequence[str] | str = (),
 ) -> AttributeDefinition:
     """Rename an attribute or change its options; values already stored are kept."""
-    clean_label = " ".join(label.split())[:120]
+    clean_label = " ".join(label.replace("\x00", "").split())[:120]
     if not clean_label:
         raise InvalidInput("an attribute needs a label", field="label")
     definition.label = clean_label
@@ -450,7 +450,10 @@ async def record_custom_event(
     holding an old id keep working.
     """
     clean_name, clean_properties = policies.check_custom_event(name, properties)
-    when = ensure_utc(occurred_at) if occurred_at is not None else utcnow()
+    try:
+        when = ensure_utc(occurred_at) if occurred_at is not None else utcnow()
+    except (OverflowError, ValueError):  # e.g. year 1 with a positive offset
+        raise InvalidInput("occurred_at is not a usable time", field="occurred_at") from None
     if when > utcnow() + FUTURE_TOLERANCE:
         raise InvalidInput("occurred_at is in the future", field="occurred_at")
     contact = await _live_contact(session, account_id=account_id, contact_id=contact_id)

@@ -56,7 +56,7 @@ def parse_options(kind: AttributeKind, raw: Sequence[str] | str) -> list[str]:
     items = re.split(r"[\n,]", raw) if isinstance(raw, str) else list(raw)
     options: list[str] = []
     for item in items:
-        option = item.strip()
+        option = item.replace("\x00", "").strip()
         if not option or option in options:
             continue
         if len(option) > OPTION_MAX:
@@ -86,7 +86,7 @@ def parse_value(kind: AttributeKind, options: Sequence[str], raw: object) -> Att
         return text
     if len(text) > TEXT_MAX:
         raise InvalidInput("a text attribute holds at most 500 characters")
-    return text
+    return text.replace("\x00", "")  # PostgreSQL text cannot hold NUL
 
 
 def _number(raw: object) -> int | float:
@@ -120,7 +120,7 @@ def _date(raw: object) -> str:
 
 
 def check_label(name: str, color: str | None) -> tuple[str, str | None]:
-    clean = " ".join(name.split())
+    clean = " ".join(name.replace("\x00", "").split())
     if not clean:
         raise InvalidInput("a label needs a name", field="name")
     if len(clean) > LABEL_MAX:
@@ -143,9 +143,12 @@ def check_custom_event(name: str, properties: Any) -> tuple[str, dict[str, Any]]
     if len(properties) > EVENT_PROPERTIES_MAX_KEYS:
         raise InvalidInput("an event has at most 50 properties", field="properties")
     try:
-        size = len(json.dumps(properties, allow_nan=False).encode())
+        dumped = json.dumps(properties, allow_nan=False)
     except (TypeError, ValueError):
         raise InvalidInput("properties must be plain JSON values", field="properties") from None
+    if "\\u0000" in dumped:  # PostgreSQL's JSON cannot hold NUL characters
+        raise InvalidInput("properties must be plain JSON values", field="properties")
+    size = len(dumped.encode())
     if size > EVENT_PROPERTIES_MAX_BYTES:
         raise InvalidInput("an event's properties take at most 8 KB", field="properties")
     return clean, properties

@@ -21,7 +21,7 @@ async def _checked(session: AsyncSession, account_id: int, filters: object) -> S
 
 
 async def _name(session: AsyncSession, account_id: int, name: str, segment_id: int | None) -> str:
-    clean = " ".join(name.split())[:120]
+    clean = " ".join(name.replace("\x00", "").split())[:120]
     if not clean:
         raise InvalidInput("a segment needs a name", field="name")
     taken = await session.scalar(
@@ -46,7 +46,7 @@ async def create_segment(
     segment = Segment(
         account_id=account_id,
         name=await _name(session, account_id, name, None),
-        description=description.strip()[:500],
+        description=description.replace("\x00", "").strip()[:500],
         filters=flt.model_dump(mode="json"),
         created_by_id=created_by_id,
     )
@@ -60,7 +60,7 @@ async def update_segment(
 ) -> Segment:
     flt = await _checked(session, segment.account_id, filters)
     segment.name = await _name(session, segment.account_id, name, segment.id)
-    segment.description = description.strip()[:500]
+    segment.description = description.replace("\x00", "").strip()[:500]
     segment.filters = flt.model_dump(mode="json")
     segment.updated_at = utcnow()
     await session.flush()

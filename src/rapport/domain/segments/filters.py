@@ -134,7 +134,7 @@ def _check_attribute(
     if condition.op not in NEEDS_VALUE:
         return condition.model_copy(update={"value": None})
     if kind == AttributeKind.text:
-        value = str(condition.value or "").strip()
+        value = str(condition.value or "").replace("\x00", "").strip()
         if not value:
             raise InvalidInput("a condition needs a value to compare with", field="filters")
         return condition.model_copy(update={"value": value[: policies.TEXT_MAX]})
