@@ -227,6 +227,45 @@ class ContactCustomEvent(DomainEvent):
         return self.contact_id
 
 
+class Change(StrEnum):
+    created = "created"
+    updated = "updated"
+    deleted = "deleted"
+
+
+class AttributeDefinitionChanged(DomainEvent):
+    """An admin added, renamed or removed a custom contact attribute."""
+
+    type: ClassVar[str] = "contact_attribute.changed"
+    audience: ClassVar[Audience] = Audience.admins
+
+    definition_id: int
+    key: str
+    change: Change
+
+
+class LabelChanged(DomainEvent):
+    """A label was created, renamed (or recoloured) or deleted."""
+
+    type: ClassVar[str] = "label.changed"
+    audience: ClassVar[Audience] = Audience.account
+
+    label_id: int
+    name: str
+    change: Change
+
+
+class SegmentChanged(DomainEvent):
+    """A segment (a saved contact filter) was created, edited or deleted."""
+
+    type: ClassVar[str] = "segment.changed"
+    audience: ClassVar[Audience] = Audience.account
+
+    segment_id: int
+    name: str
+    change: Change
+
+
 class InboundFailed(DomainEvent):
     """A stored provider payload could not be processed; it is kept for a retry after a fix."""
 
@@ -251,6 +290,9 @@ EVENT_TYPES: dict[str, type[DomainEvent]] = {
         ContactUpdated,
         ConsentChanged,
         ContactCustomEvent,
+        AttributeDefinitionChanged,
+        LabelChanged,
+        SegmentChanged,
         InboundFailed,
     )
 }

@@ -15,6 +15,7 @@ from rapport.domain.contacts.queries import (
 )
 from rapport.domain.errors import Conflict, InvalidInput, NotFound
 from rapport.domain.events import Event
+from rapport.domain.segments import actions as segment_actions
 
 
 async def _contact(services, factory, account, external_id="c1"):
@@ -264,3 +265,36 @@ async def test_odd_input_gets_a_clear_refusal_not_a_database_error(services, fac
         await events.commit(session)
         assert (label.name, definition.label) == ("Null", "Note")
         assert (await session.get(Contact, contact_id)).attributes == {definition.key: "ab"}
+
+
+async def test_settings_changes_are_recorded_in_the_event_log(services, factory):
+    account = await factory.account()
+    admin = await factory.user(account)
+    async with services.session() as session:
+        definition = await actions.define_attribute(
+            session, account_id=account.id, label="Plan", kind="text", actor_user_id=admin.id
+        )
+        await actions.update_attribute(session, definition=definition, label="Tier")
+        await actions.delete_attribute(session, definition=definition)
+        label = await actions.create_label(session, account_id=account.id, name="VIP")
+        await actions.update_label(session, label=label, name="VIPs", color="red")
+        await actions.delete_label(session, label=label)
+        segment = await segment_actions.create_segment(
+            session, account_id=account.id, name="All", filters={}, created_by_id=admin.id
+        )
+        await segment_actions.update_segment(session, segment=segment, name="Everyone", filters={})
+        await segment_actions.delete_segment(session, segment=segment)
+        published = await events.commit(session)
+    assert [(p.type, p.event.change) for p in published] == [
+        ("contact_attribute.changed", "created"),
+        ("contact_attribute.changed", "updated"),
+        ("contact_attribute.changed", "deleted"),
+        ("label.changed", "created"),
+        ("label.changed", "updated"),
+        ("label.changed", "deleted"),
+        ("segment.changed", "created"),
+        ("segment.changed", "updated"),
+        ("segment.changed", "deleted"),
+    ]
+    assert published[0].actor_user_id == admin.id
+    assert published[7].event.name == "Everyone"

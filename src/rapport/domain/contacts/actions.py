@@ -250,6 +250,7 @@ async def define_attribute(
     kind: str,
     key: str = "",
     options: Sequence[str] | str = (),
+    actor_user_id: int | None = None,
 ) -> AttributeDefinition:
     """Add a custom attribute to the account's contacts (its type is fixed from then on)."""
     clean_label = " ".join(label.replace("\x00", "").split())[:120]
@@ -280,6 +281,7 @@ async def define_attribute(
     )
     session.add(definition)
     await session.flush()
+    _definition_changed(session, definition, events.Change.created, actor_user_id)
     return definition
 
 
@@ -289,6 +291,7 @@ async def update_attribute(
     definition: AttributeDefinition,
     label: str,
     options: Sequence[str] | str = (),
+    actor_user_id: int | None = None,
 ) -> AttributeDefinition:
     """Rename an attribute or change its options; values already stored are kept."""
     clean_label = " ".join(label.replace("\x00", "").split())[:120]
@@ -297,13 +300,33 @@ async def update_attribute(
     definition.label = clean_label
     definition.options = policies.parse_options(AttributeKind(definition.kind), options)
     await session.flush()
+    _definition_changed(session, definition, events.Change.updated, actor_user_id)
     return definition
 
 
-async def delete_attribute(session: AsyncSession, *, definition: AttributeDefinition) -> None:
+async def delete_attribute(
+    session: AsyncSession, *, definition: AttributeDefinition, actor_user_id: int | None = None
+) -> None:
     """Remove the definition; contacts' stored values stay in their JSON but are no longer shown."""
+    _definition_changed(session, definition, events.Change.deleted, actor_user_id)
     await session.delete(definition)
     await session.flush()
+
+
+def _definition_changed(
+    session: AsyncSession,
+    definition: AttributeDefinition,
+    change: events.Change,
+    actor_user_id: int | None,
+) -> None:
+    events.record(
+        session,
+        account_id=definition.account_id,
+        event=events.AttributeDefinitionChanged(
+            definition_id=definition.id, key=definition.key, change=change
+        ),
+        actor_user_id=actor_user_id,
+    )
 
 
 async def set_attributes(
@@ -355,7 +378,12 @@ async def set_attributes(
 
 
 async def create_label(
-    session: AsyncSession, *, account_id: int, name: str, color: str | None = None
+    session: AsyncSession,
+    *,
+    account_id: int,
+    name: str,
+    color: str | None = None,
+    actor_user_id: int | None = None,
 ) -> Label:
     clean, colour = policies.check_label(name, color)
     taken = await session.scalar(
@@ -366,11 +394,17 @@ async def create_label(
     label = Label(account_id=account_id, name=clean, color=colour)
     session.add(label)
     await session.flush()
+    _label_changed(session, label, events.Change.created, actor_user_id)
     return label
 
 
 async def update_label(
-    session: AsyncSession, *, label: Label, name: str, color: str | None
+    session: AsyncSession,
+    *,
+    label: Label,
+    name: str,
+    color: str | None,
+    actor_user_id: int | None = None,
 ) -> Label:
     clean, colour = policies.check_label(name, color)
     if clean != label.name:
@@ -381,11 +415,15 @@ async def update_label(
             raise Conflict("a label with this name already exists")
     label.name, label.color = clean, colour
     await session.flush()
+    _label_changed(session, label, events.Change.updated, actor_user_id)
     return label
 
 
-async def delete_label(session: AsyncSession, *, label: Label) -> None:
+async def delete_label(
+    session: AsyncSession, *, label: Label, actor_user_id: int | None = None
+) -> None:
     """Delete the label; it comes off every contact that carried it."""
+    _label_changed(session, label, events.Change.deleted, actor_user_id)
     await session.execute(delete(ContactLabel).where(ContactLabel.label_id == label.id))
     await session.delete(label)
     await session.flush()
@@ -416,6 +454,17 @@ async def remove_label(
     await session.flush()
     _labels_changed(session, contact, actor_user_id)
     return True
+
+
+def _label_changed(
+    session: AsyncSession, label: Label, change: events.Change, actor_user_id: int | None
+) -> None:
+    events.record(
+        session,
+        account_id=label.account_id,
+        event=events.LabelChanged(label_id=label.id, name=label.name, change=change),
+        actor_user_id=actor_user_id,
+    )
 
 
 def _labels_changed(session: AsyncSession, contact: Contact, actor_user_id: int | None) -> None:

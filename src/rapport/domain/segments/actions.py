@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from rapport.domain import events
 from rapport.domain.contacts.models import Label
 from rapport.domain.contacts.queries import attribute_definitions
 from rapport.domain.errors import Conflict, InvalidInput
@@ -52,11 +53,18 @@ async def create_segment(
     )
     session.add(segment)
     await session.flush()
+    _changed(session, segment, events.Change.created, created_by_id)
     return segment
 
 
 async def update_segment(
-    session: AsyncSession, *, segment: Segment, name: str, filters: object, description: str = ""
+    session: AsyncSession,
+    *,
+    segment: Segment,
+    name: str,
+    filters: object,
+    description: str = "",
+    actor_user_id: int | None = None,
 ) -> Segment:
     flt = await _checked(session, segment.account_id, filters)
     segment.name = await _name(session, segment.account_id, name, segment.id)
@@ -64,9 +72,24 @@ async def update_segment(
     segment.filters = flt.model_dump(mode="json")
     segment.updated_at = utcnow()
     await session.flush()
+    _changed(session, segment, events.Change.updated, actor_user_id)
     return segment
 
 
-async def delete_segment(session: AsyncSession, *, segment: Segment) -> None:
+async def delete_segment(
+    session: AsyncSession, *, segment: Segment, actor_user_id: int | None = None
+) -> None:
+    _changed(session, segment, events.Change.deleted, actor_user_id)
     await session.delete(segment)
     await session.flush()
+
+
+def _changed(
+    session: AsyncSession, segment: Segment, change: events.Change, actor_user_id: int | None
+) -> None:
+    events.record(
+        session,
+        account_id=segment.account_id,
+        event=events.SegmentChanged(segment_id=segment.id, name=segment.name, change=change),
+        actor_user_id=actor_user_id,
+    )

@@ -64,7 +64,13 @@ async def create_attribute(
 ) -> Response:
     try:
         await actions.define_attribute(
-            session, account_id=agent.account.id, label=label, kind=kind, key=key, options=options
+            session,
+            account_id=agent.account.id,
+            label=label,
+            kind=kind,
+            key=key,
+            options=options,
+            actor_user_id=agent.user.id,
         )
     except (InvalidInput, Conflict) as exc:
         submitted = {"label": label, "kind": kind, "key": key, "options": options}
@@ -86,7 +92,9 @@ async def update_attribute(
     definition = await get_attribute_definition(
         session, account_id=agent.account.id, definition_id=definition_id
     )
-    await actions.update_attribute(session, definition=definition, label=label, options=options)
+    await actions.update_attribute(
+        session, definition=definition, label=label, options=options, actor_user_id=agent.user.id
+    )
     await events.commit(session)
     return _redirect("/settings/attributes")
 
@@ -96,7 +104,7 @@ async def delete_attribute(definition_id: int, agent: AdminAgent, session: DbSes
     definition = await get_attribute_definition(
         session, account_id=agent.account.id, definition_id=definition_id
     )
-    await actions.delete_attribute(session, definition=definition)
+    await actions.delete_attribute(session, definition=definition, actor_user_id=agent.user.id)
     await events.commit(session)
     return _redirect("/settings/attributes")
 
@@ -120,7 +128,9 @@ async def create_label(
     name: Annotated[str, Form(max_length=60)] = "",
     color: Annotated[str, Form(max_length=7)] = "",
 ) -> Response:
-    await actions.create_label(session, account_id=agent.account.id, name=name, color=color)
+    await actions.create_label(
+        session, account_id=agent.account.id, name=name, color=color, actor_user_id=agent.user.id
+    )
     await events.commit(session)
     return _redirect("/settings/labels")
 
@@ -134,7 +144,9 @@ async def update_label(
     color: Annotated[str, Form(max_length=7)] = "",
 ) -> Response:
     label = await get_label(session, account_id=agent.account.id, label_id=label_id)
-    await actions.update_label(session, label=label, name=name, color=color)
+    await actions.update_label(
+        session, label=label, name=name, color=color, actor_user_id=agent.user.id
+    )
     await events.commit(session)
     return _redirect("/settings/labels")
 
@@ -142,6 +154,6 @@ async def update_label(
 @router.post("/labels/{label_id}/delete")
 async def delete_label(label_id: int, agent: AdminAgent, session: DbSession) -> Response:
     label = await get_label(session, account_id=agent.account.id, label_id=label_id)
-    await actions.delete_label(session, label=label)
+    await actions.delete_label(session, label=label, actor_user_id=agent.user.id)
     await events.commit(session)
     return _redirect("/settings/labels")

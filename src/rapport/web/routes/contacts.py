@@ -172,7 +172,7 @@ async def add_label(
             for label in await labels_of_account(session, account_id=agent.account.id)
         }
         label = existing.get(" ".join(new_label.split())) or await actions.create_label(
-            session, account_id=agent.account.id, name=new_label
+            session, account_id=agent.account.id, name=new_label, actor_user_id=agent.user.id
         )
     elif label_id.isdigit():
         label = await get_label(session, account_id=agent.account.id, label_id=int(label_id))

@@ -168,7 +168,12 @@ async def _save(
             )
         else:
             await actions.update_segment(
-                session, segment=segment, name=name, description=description, filters=raw
+                session,
+                segment=segment,
+                name=name,
+                description=description,
+                filters=raw,
+                actor_user_id=agent.user.id,
             )
     except (InvalidInput, Conflict) as exc:
         rows = [
@@ -263,6 +268,6 @@ async def update_segment(
 @router.post("/{segment_id}/delete")
 async def delete_segment(segment_id: int, agent: CurrentAgent, session: DbSession) -> Response:
     segment = await get_segment(session, account_id=agent.account.id, segment_id=segment_id)
-    await actions.delete_segment(session, segment=segment)
+    await actions.delete_segment(session, segment=segment, actor_user_id=agent.user.id)
     await events.commit(session)
     return _redirect("/segments")
