@@ -232,3 +232,14 @@ async def test_admins_rename_and_delete_attributes_and_labels(client, services, 
     assert bad.status_code == 422 and "choose a colour from the list" in bad.text
     await client.post(f"/settings/labels/{label_id}/delete", headers=headers)
     assert "Churn risk" not in (await client.get("/settings/labels")).text
+
+
+async def test_the_contact_page_in_spanish(client, services, factory):
+    account = await factory.account(default_region="ES")
+    agent = await factory.user(account, locale="es", name="Ana Ruiz")
+    history = await cross_channel_history(services, factory, account, agent)
+    await login(client, agent)
+    html = (await client.get(f"/contacts/{history.contact_id}")).text
+    assert "Historial" in html and "del canal" in html
+    assert "Pasó de API a SMS" in html
+    assert "Ana Ruiz asignó la conversación" in html
