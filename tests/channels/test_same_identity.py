@@ -13,16 +13,20 @@ from sqlalchemy import select
 
 from rapport.domain.contacts.models import Contact, Identity
 from rapport.domain.conversations.models import Message
+from rapport.web.sandbox.providers.telegram import update_call
 from rapport.web.sandbox.providers.twilio import call_params, message_params, new_sid, signed
 from tests.conftest import make_settings
-from tests.support.channels import channel_inbox
+from tests.support.channels import channel_inbox, fixture_json
 from tests.support.factory import signed_api_call
 from tests.support.fakes import (
     BUSINESS_NUMBER,
     TWILIO_SID,
     TWILIO_TOKEN,
+    WEBHOOK_SECRET,
+    running_telegram,
     running_twilio,
     sms_config,
+    telegram_config,
     voice_config,
 )
 from tests.support.live import free_port
@@ -87,6 +91,40 @@ async def test_one_phone_by_sms_whatsapp_and_voice_is_one_contact(
         ("phone", "+34612345678", "provider")
     ]
     assert sorted(channels) == ["sms", "voice", "whatsapp"]
+
+
+async def test_a_phone_shared_on_telegram_without_its_plus_finds_the_sms_contact(
+    client, services, factory, worker
+):
+    """Telegram gives the user's own number without a plus; an account in another region
+    still reads it as the international number the SMS came from."""
+    account = await factory.account(default_region="US")
+    async with running_twilio(client) as twilio, running_telegram() as telegram:
+        sms = await channel_inbox(services, account, "sms", sms_config(twilio), name="SMS")
+        bot = await channel_inbox(services, account, "telegram", telegram_config(telegram))
+        text = message_params(
+            account_sid=TWILIO_SID,
+            sid=new_sid("SM"),
+            sender="+34612345678",
+            to=BUSINESS_NUMBER,
+            body="Hola",
+        )
+        await signed(f"http://testserver/hooks/sms/{sms.id}", TWILIO_TOKEN, text).deliver(client)
+        shared = update_call(
+            f"http://testserver/hooks/telegram/{bot.id}",
+            WEBHOOK_SECRET,
+            fixture_json("telegram", "contact_own_phone.json"),
+        )
+        assert (await shared.deliver(client)).status_code == 200
+        await run_jobs(services, worker)
+
+    contacts, identities, channels = await _contacts_and_identities(services)
+    assert len(contacts) == 1
+    assert sorted((i.kind, i.value) for i in identities) == [
+        ("phone", "+34612345678"),
+        ("telegram", "111222333"),
+    ]
+    assert sorted(channels) == ["sms", "telegram"]
 
 
 @pytest.fixture
