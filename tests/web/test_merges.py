@@ -115,3 +115,12 @@ async def test_the_page_speaks_spanish(client, services, factory):
     await login(client, await factory.user(account, locale="es"))
     page = await client.get("/contacts/merges")
     assert "Fusiones sugeridas" in page.text
+
+
+async def test_another_accounts_contact_in_the_query_is_not_found(client, services, factory):
+    _account, (phone_id, _mail_id) = await _pair(services, factory)
+    other = await factory.account("Globex")
+    await login(client, await factory.user(other))
+    assert (await client.get(f"/contacts/merges?contact_id={phone_id}")).status_code == 404
+    page = await client.get("/contacts/merges")
+    assert "Ana" not in page.text

@@ -12,7 +12,7 @@ from rapport.domain.contacts.models import Identity, IdentityKind, Verification
 from rapport.domain.ports import IdentityClaim
 from rapport.domain.visitors.models import VisitorSession
 from tests.support.factory import login
-from tests.support.webchat import Visitor, widget_inbox
+from tests.support.webchat import Visitor, user_hash, widget_inbox
 
 
 async def test_a_typed_email_of_another_customer_gets_no_history_and_a_suggestion(
@@ -68,3 +68,34 @@ async def test_a_typed_email_of_another_customer_gets_no_history_and_a_suggestio
     assert "Same email address: ana@example.com" in page.text
     assert f'href="/contacts/{owner_id}"' in page.text
     assert f'href="/contacts/{visitor_contact_id}"' in page.text
+
+
+async def test_a_proven_user_id_with_someone_elses_email_keeps_the_email_a_claim(
+    client, services, factory
+):
+    """HMAC of the user id proves the id only; the email next to it is still just a claim."""
+    account = await factory.account()
+    api = await factory.api_inbox(account)
+    owner = await factory.receive(
+        account,
+        api,
+        claims=(IdentityClaim(IdentityKind.email, "ana@example.com", Verification.provider),),
+    )
+    inbox = await widget_inbox(services, account)
+    visitor = Visitor(client, inbox)
+    await visitor.start()
+    response = await visitor.post(
+        "/identify",
+        json={"user_id": "u-9", "email": "Ana@example.com", "user_hash": user_hash("u-9")},
+    )
+    assert response.status_code == 200 and response.json()["identified"]
+    async with services.read_session() as session:
+        email = await session.scalar(select(Identity).where(Identity.kind == "email"))
+        proven = await session.scalar(select(Identity).where(Identity.value == "u-9"))
+        [suggestion] = (await session.scalars(select(MergeSuggestion))).all()
+    assert email.contact_id == owner.conversation.contact_id
+    assert proven.contact_id != owner.conversation.contact_id
+    assert {suggestion.contact_id, suggestion.other_contact_id} == {
+        owner.conversation.contact_id,
+        proven.contact_id,
+    }

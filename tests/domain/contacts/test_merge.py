@@ -8,12 +8,13 @@ from rapport.domain.accounts.models import Account
 from rapport.domain.contacts import merge
 from rapport.domain.contacts.actions import resolve_contact, update_contact
 from rapport.domain.contacts.merge_models import ContactMerge, MergeSuggestion
+from rapport.domain.contacts.merge_queries import survivor_of
 from rapport.domain.contacts.models import Contact, Identity, IdentityKind, Verification
 from rapport.domain.contacts.queries import search_contacts
 from rapport.domain.conversations import actions
 from rapport.domain.conversations.models import Conversation, Status
 from rapport.domain.errors import Conflict, InvalidInput, NotFound
-from rapport.domain.events import Event
+from rapport.domain.events import Event, PublishedEvent
 from rapport.domain.ports import IdentityClaim
 
 PHONE = IdentityKind.phone
@@ -329,3 +330,28 @@ async def test_a_typed_claim_of_a_proven_identity_becomes_a_suggestion_not_a_joi
         {"code": "same_email", "kind": "email", "value": "ana@example.com"}
     ]
     assert suggestion.score == 90
+
+
+async def test_merges_of_merges_are_followed_and_undone_newest_first(services, factory):
+    account = await factory.account()
+    inbox = await factory.api_inbox(account)
+    a, b, c = [
+        (await factory.receive(account, inbox, external_id=f"c-{n}")).conversation.contact_id
+        for n in range(3)
+    ]
+    kwargs = {"account_id": account.id, "actor_user_id": None}
+    first = await do(services, merge.merge_contacts, survivor_id=b, merged_id=a, **kwargs)
+    second = await do(services, merge.merge_contacts, survivor_id=c, merged_id=b, **kwargs)
+    async with services.read_session() as session:
+        oldest = await session.get(Contact, a)
+        assert (await survivor_of(session, contact=oldest)).id == c
+        # Every event written, merge events included, validates as its typed class.
+        for row in await session.scalars(select(Event)):
+            assert PublishedEvent.from_row(row).event.type == row.type
+    with pytest.raises(Conflict, match="undo that merge first"):
+        await do(services, merge.unmerge_contacts, merge_id=first.id, **kwargs)
+    await do(services, merge.unmerge_contacts, merge_id=second.id, **kwargs)
+    await do(services, merge.unmerge_contacts, merge_id=first.id, **kwargs)
+    async with services.read_session() as session:
+        owners = {i.value: i.contact_id for i in await session.scalars(select(Identity))}
+    assert owners == {"c-0": a, "c-1": b, "c-2": c}
