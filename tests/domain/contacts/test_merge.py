@@ -5,10 +5,10 @@ from sqlalchemy import select
 
 from rapport.domain import events
 from rapport.domain.accounts.models import Account
-from rapport.domain.contacts import merge
+from rapport.domain.contacts import merge, suggestions
 from rapport.domain.contacts.actions import resolve_contact, update_contact
 from rapport.domain.contacts.merge_models import ContactMerge, MergeSuggestion
-from rapport.domain.contacts.merge_queries import survivor_of
+from rapport.domain.contacts.merge_queries import review_queue, survivor_of
 from rapport.domain.contacts.models import Contact, Identity, IdentityKind, Verification
 from rapport.domain.contacts.queries import search_contacts
 from rapport.domain.conversations import actions
@@ -355,3 +355,34 @@ async def test_merges_of_merges_are_followed_and_undone_newest_first(services, f
     async with services.read_session() as session:
         owners = {i.value: i.contact_id for i in await session.scalars(select(Identity))}
     assert owners == {"c-0": a, "c-1": b, "c-2": c}
+
+
+async def test_the_merged_contacts_other_suggestions_carry_over_to_the_survivor(services, factory):
+    account, inbox, survivor_id, merged_id = await two_customers(services, factory)
+    third = await factory.receive(
+        account,
+        inbox,
+        claims=_claim(IdentityKind.email, "boss@acme.example", Verification.verified),
+    )
+    third_id = third.conversation.contact_id
+    async with services.session() as session:
+        await suggestions.suggest_pair(
+            session,
+            account_id=account.id,
+            contact_id=merged_id,
+            other_id=third_id,
+            reasons=[suggestions.identity_reason("email", "boss@acme.example")],
+        )
+        await events.commit(session)
+    await do(
+        services,
+        merge.merge_contacts,
+        account_id=account.id,
+        survivor_id=survivor_id,
+        merged_id=merged_id,
+        actor_user_id=None,
+    )
+    async with services.read_session() as session:
+        queue = await review_queue(session, account_id=account.id)
+    assert [(p.left.contact.id, p.right.contact.id) for p in queue] == [(survivor_id, third_id)]
+    assert queue[0].suggestion.reasons[0]["value"] == "boss@acme.example"

@@ -81,6 +81,7 @@ async def merge_contacts(
     session.add(record)
     await session.flush()
     await _decide_pair(session, survivor, merged, SuggestionStatus.accepted, actor_user_id)
+    await _carry_suggestions(session, survivor, merged)
     events.record(
         session,
         account_id=account_id,
@@ -362,6 +363,21 @@ async def _decide_pair(
     )
     if suggestion is not None:
         _decide(suggestion, status, actor_user_id)
+
+
+async def _carry_suggestions(session: AsyncSession, survivor: Contact, merged: Contact) -> None:
+    """What made the merged contact look like a third one now holds for the survivor."""
+    for pending in await suggestions.pending_for(
+        session, account_id=survivor.account_id, contact_id=merged.id
+    ):
+        third = pending.other_contact_id if pending.contact_id == merged.id else pending.contact_id
+        await suggestions.suggest_pair(
+            session,
+            account_id=survivor.account_id,
+            contact_id=survivor.id,
+            other_id=third,
+            reasons=list(pending.reasons),
+        )
 
 
 def _decide(
