@@ -124,3 +124,27 @@ async def test_another_accounts_contact_in_the_query_is_not_found(client, servic
     assert (await client.get(f"/contacts/merges?contact_id={phone_id}")).status_code == 404
     page = await client.get("/contacts/merges")
     assert "Ana" not in page.text
+
+
+async def test_merge_by_hand_from_the_contact_page(client, services, factory):
+    account, (phone_id, mail_id) = await _pair(services, factory)
+    csrf = await login(client, await factory.user(account))
+    panel = await client.get(f"/contacts/{phone_id}/merges")
+    assert "Merge another contact into this one" in panel.text
+    found = await client.get(
+        f"/contacts/{phone_id}/merges/candidates",
+        params={"q": "ana@acme"},
+        headers={"HX-Request": "true"},
+    )
+    assert f'name="merged_id" value="{mail_id}"' in found.text
+    itself = await client.get(f"/contacts/{phone_id}/merges/candidates", params={"q": "+34612"})
+    assert 'name="merged_id"' not in itself.text  # never offered to merge into itself
+    done = await client.post(
+        f"/contacts/{phone_id}/merges", data={"merged_id": str(mail_id), "csrf_token": csrf}
+    )
+    assert done.status_code == 303
+    assert (await client.get(f"/contacts/{mail_id}")).headers["location"] == f"/contacts/{phone_id}"
+    again = await client.post(
+        f"/contacts/{phone_id}/merges", data={"merged_id": str(phone_id), "csrf_token": csrf}
+    )
+    assert again.status_code == 422 and "cannot be merged into itself" in again.text

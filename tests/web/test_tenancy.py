@@ -42,6 +42,7 @@ FORM = {
     "password": "long enough password",
     "user_id": "1",
     "survivor_id": "1",
+    "merged_id": "1",
 }
 JSON_BODIES = {
     "/messages": {"content": "hello", "private": True},

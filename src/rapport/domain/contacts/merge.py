@@ -52,9 +52,10 @@ async def merge_contacts(
     actor_user_id: int | None,
 ) -> ContactMerge:
     """Merge `merged_id` into `survivor_id`; returns the record that can undo it."""
+    # Another account's id is "not found" before anything else is said about it.
+    survivor, merged = await _lock_pair(session, account_id, survivor_id, merged_id)
     if survivor_id == merged_id:
         raise InvalidInput("A contact cannot be merged into itself.")
-    survivor, merged = await _lock_pair(session, account_id, survivor_id, merged_id)
     for contact in (survivor, merged):
         if contact.merged_into_id is not None:
             raise Conflict("That contact was already merged into another one.")

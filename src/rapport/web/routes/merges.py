@@ -10,7 +10,7 @@ from starlette.responses import RedirectResponse, Response
 from rapport.domain import events
 from rapport.domain.contacts import merge
 from rapport.domain.contacts.merge_queries import merges_into, review_queue
-from rapport.domain.contacts.queries import get_contact
+from rapport.domain.contacts.queries import get_contact, search_contacts
 from rapport.web.deps import CurrentAgent, DbSession
 from rapport.web.templating import render
 
@@ -90,6 +90,45 @@ async def scan(contact_id: int, agent: CurrentAgent, session: DbSession) -> Resp
     await merge.suggest_merges(session, account_id=agent.account.id, contact_id=contact_id)
     await events.commit(session)
     return RedirectResponse(f"/contacts/merges?contact_id={contact_id}", status_code=303)
+
+
+@router.get("/{contact_id}/merges/candidates")
+async def candidates(
+    request: Request,
+    contact_id: int,
+    agent: CurrentAgent,
+    session: DbSession,
+    q: Annotated[str, Query(max_length=200)] = "",
+) -> Response:
+    """Contacts an agent may merge into this one by hand (search by name, company, address)."""
+    contact = await get_contact(session, account_id=agent.account.id, contact_id=contact_id)
+    found = []
+    if q.strip():
+        found = await search_contacts(session, account_id=agent.account.id, text=q, limit=11)
+    return render(
+        request,
+        "contacts/_merge_candidates.html",
+        {"contact": contact, "candidates": [c for c in found if c.id != contact.id][:10], "q": q},
+    )
+
+
+@router.post("/{contact_id}/merges")
+async def merge_by_hand(
+    contact_id: int,
+    agent: CurrentAgent,
+    session: DbSession,
+    merged_id: Annotated[int, Form()],
+) -> Response:
+    """Merge another contact into this one, without a suggestion."""
+    await merge.merge_contacts(
+        session,
+        account_id=agent.account.id,
+        survivor_id=contact_id,
+        merged_id=merged_id,
+        actor_user_id=agent.user.id,
+    )
+    await events.commit(session)
+    return RedirectResponse(f"/contacts/{contact_id}", status_code=303)
 
 
 @router.post("/merged/{merge_id}/undo")
