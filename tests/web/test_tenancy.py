@@ -11,6 +11,7 @@ from rapport.domain import events
 from rapport.domain.agents.actions import create_api_token
 from rapport.domain.agents.models import Role
 from rapport.domain.contacts import actions as contact_actions
+from rapport.domain.contacts import merge, suggestions
 from rapport.domain.contacts.models import Contact
 from rapport.domain.conversations import actions
 from rapport.domain.conversations.actions import StoredFile
@@ -43,6 +44,8 @@ FORM = {
     "email": "x@example.com",
     "password": "long enough password",
     "user_id": "1",
+    "survivor_id": "1",
+    "merged_id": "1",
 }
 JSON_BODIES = {
     "/messages": {"content": "hello", "private": True},
@@ -82,6 +85,7 @@ async def ids_of_b(services, factory):
         attachment = await session.scalar(select(Attachment))
         await events.commit(session)
     profile_ids = await _contact_profile_of_b(services, b, admin, received)
+    merge_id, suggestion_id = await _merge_and_suggestion(services, factory, b, inbox)
     return {
         **profile_ids,
         "conversation_id": received.conversation.id,
@@ -95,6 +99,8 @@ async def ids_of_b(services, factory):
         "inbound_id": inbound.id,
         "channel": "api",
         "token": "x",
+        "merge_id": merge_id,
+        "suggestion_id": suggestion_id,
     }
 
 
@@ -112,6 +118,27 @@ async def _contact_profile_of_b(services, b, admin, received):
         )
         await events.commit(session)
     return {"definition_id": definition.id, "label_id": label.id, "segment_id": segment.id}
+
+
+async def _merge_and_suggestion(services, factory, account, inbox):
+    """A merge of two of B's contacts, and a suggestion about two others."""
+    ids = [
+        (await factory.receive(account, inbox, external_id=f"b-{n}")).conversation.contact_id
+        for n in range(4)
+    ]
+    async with services.session() as session:
+        record = await merge.merge_contacts(
+            session, account_id=account.id, survivor_id=ids[0], merged_id=ids[1], actor_user_id=None
+        )
+        suggestion = await suggestions.suggest_pair(
+            session,
+            account_id=account.id,
+            contact_id=ids[2],
+            other_id=ids[3],
+            reasons=[suggestions.identity_reason("email", "b@globex.example")],
+        )
+        await events.commit(session)
+    return record.id, suggestion.id
 
 
 async def _call(client, route, method, url, headers):

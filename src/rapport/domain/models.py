@@ -4,6 +4,7 @@ from rapport.db.base import Base
 from rapport.db.outbox import OutboxJob
 from rapport.domain.accounts.models import Account
 from rapport.domain.agents.models import ApiToken, Team, TeamMember, User
+from rapport.domain.contacts.merge_models import ContactMerge, MergeSuggestion
 from rapport.domain.contacts.models import (
     AttributeDefinition,
     Contact,
@@ -26,6 +27,7 @@ __all__ = [
     "Base",
     "Contact",
     "ContactLabel",
+    "ContactMerge",
     "Conversation",
     "Event",
     "EventCounter",
@@ -34,6 +36,7 @@ __all__ = [
     "Inbox",
     "IntakeCursor",
     "Label",
+    "MergeSuggestion",
     "Message",
     "OutboxJob",
     "Segment",

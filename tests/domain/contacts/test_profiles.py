@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import select
 
 from rapport.domain import events
-from rapport.domain.contacts import actions
+from rapport.domain.contacts import actions, merge
 from rapport.domain.contacts.models import Contact
 from rapport.domain.contacts.queries import (
     attribute_definitions,
@@ -298,3 +298,38 @@ async def test_settings_changes_are_recorded_in_the_event_log(services, factory)
     ]
     assert published[0].actor_user_id == admin.id
     assert published[7].event.name == "Everyone"
+
+
+async def test_labels_follow_a_merge_and_come_back_with_an_unmerge(services, factory):
+    account = await factory.account()
+    survivor_id = await _contact(services, factory, account, external_id="survivor")
+    merged_id = await _contact(services, factory, account, external_id="merged")
+    async with services.session() as session:
+        vip = await actions.create_label(session, account_id=account.id, name="VIP")
+        churn = await actions.create_label(session, account_id=account.id, name="Churn risk")
+        survivor = await session.get(Contact, survivor_id)
+        await actions.add_label(session, contact=survivor, label=vip)
+        merged = await session.get(Contact, merged_id)
+        await actions.add_label(session, contact=merged, label=vip)
+        await actions.add_label(session, contact=merged, label=churn)
+        await events.commit(session)
+        record = await merge.merge_contacts(
+            session,
+            account_id=account.id,
+            survivor_id=survivor_id,
+            merged_id=merged_id,
+            actor_user_id=None,
+        )
+        await events.commit(session)
+        assert [lb.name for lb in await labels_of(session, survivor_id)] == ["Churn risk", "VIP"]
+        page = await contact_timeline(
+            session, account_id=account.id, contact_id=survivor_id, before=None, limit=10
+        )
+        assert {i.message.content for i in page.items if i.message} == {"Hello"}
+        assert len([i for i in page.items if i.message]) == 2  # both contacts' first messages
+        await merge.unmerge_contacts(
+            session, account_id=account.id, merge_id=record.id, actor_user_id=None
+        )
+        await events.commit(session)
+        assert [lb.name for lb in await labels_of(session, survivor_id)] == ["VIP"]
+        assert [lb.name for lb in await labels_of(session, merged_id)] == ["Churn risk", "VIP"]
