@@ -152,6 +152,7 @@ async def test_custom_events_are_validated_and_land_on_the_timeline(services, fa
             ("order.placed", [], "properties must be a JSON object"),
             ("order.placed", {"blob": "x" * 9000}, "at most 8 KB"),
             ("order.placed", {f"k{i}": i for i in range(51)}, "at most 50 properties"),
+            ("order.placed", {"a": {"b": {"c": {"d": {"e": {"f": 1}}}}}}, "at most 5 levels"),
         ]:
             with pytest.raises(InvalidInput, match=message):
                 await actions.record_custom_event(

@@ -29,6 +29,7 @@ LABEL_COLORS = ("gray", "red", "orange", "yellow", "green", "teal", "blue", "pur
 EVENT_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\- ]{0,63}$")
 EVENT_PROPERTIES_MAX_BYTES = 8192
 EVENT_PROPERTIES_MAX_KEYS = 50
+EVENT_PROPERTIES_MAX_DEPTH = 5
 
 
 def key_from_label(label: str) -> str:
@@ -142,6 +143,8 @@ def check_custom_event(name: str, properties: Any) -> tuple[str, dict[str, Any]]
         raise InvalidInput("properties must be a JSON object", field="properties")
     if len(properties) > EVENT_PROPERTIES_MAX_KEYS:
         raise InvalidInput("an event has at most 50 properties", field="properties")
+    if _depth(properties) > EVENT_PROPERTIES_MAX_DEPTH:
+        raise InvalidInput("properties nest at most 5 levels deep", field="properties")
     try:
         dumped = json.dumps(properties, allow_nan=False)
     except (TypeError, ValueError):
@@ -152,3 +155,16 @@ def check_custom_event(name: str, properties: Any) -> tuple[str, dict[str, Any]]
     if size > EVENT_PROPERTIES_MAX_BYTES:
         raise InvalidInput("an event's properties take at most 8 KB", field="properties")
     return clean, properties
+
+
+def _depth(value: object, level: int = 1) -> int:
+    """How deeply objects and lists nest (stops counting past the limit)."""
+    if level > EVENT_PROPERTIES_MAX_DEPTH:
+        return level
+    children: list[object] = []
+    if isinstance(value, dict):
+        children = list(value.values())
+    elif isinstance(value, list):
+        children = list(value)
+    nested = [_depth(child, level + 1) for child in children if isinstance(child, dict | list)]
+    return max([level, *nested])
