@@ -15,6 +15,7 @@ from rapport.domain.ports import IdentityClaim
 from rapport.domain.segments import actions
 from rapport.domain.segments.filters import parse_filter
 from rapport.domain.segments.queries import (
+    contact_in_segment,
     filter_contacts,
     filter_count,
     segment_contacts,
@@ -177,6 +178,13 @@ async def test_saved_segments_count_page_and_stay_in_their_account(services, fac
             session, account_id=account.id, segment_id=segment.id, limit=1, offset=1
         )
         assert {first[0].id, second[0].id} == {ids["Ana"], ids["Caro"]}
+        for name, inside in [("Ana", True), ("Ben", False)]:
+            assert (
+                await contact_in_segment(
+                    session, account_id=account.id, segment_id=segment.id, contact_id=ids[name]
+                )
+                is inside
+            )
         with pytest.raises(NotFound):
             await segment_count(session, account_id=other.id, segment_id=segment.id)
         await actions.update_segment(

@@ -78,3 +78,15 @@ async def segment_contacts(
         limit=limit,
         offset=offset,
     )
+
+
+async def contact_in_segment(
+    session: AsyncSession, *, account_id: int, segment_id: int, contact_id: int
+) -> bool:
+    """Whether one contact is in the segment now (for routing and automation rules)."""
+    segment = await get_segment(session, account_id=account_id, segment_id=segment_id)
+    where = await filter_condition(
+        session, account_id=account_id, flt=parse_filter(segment.filters)
+    )
+    found = await session.scalar(select(Contact.id).where(where, Contact.id == contact_id))
+    return found is not None
