@@ -1,0 +1,149 @@
+"""Worker crash during delivery: `kill -9` the worker while replies are going out.
+
+The provider accepts a batch of replies and holds its answers; the worker is killed right
+then, so those sends were accepted but never recorded as sent. The restarted worker must not
+make the provider send any of them twice:
+
+- API inbox: the integration honours idempotency keys; the retries carry the same key and the
+  integration recognises it.
+- SMS inbox: Twilio takes no key, so a reply left `sending` is in doubt and the adapter looks
+  for the accepted send before sending again (channels/sms/api.py).
+"""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from rapport.domain.contacts.models import IdentityKind, Verification
+from rapport.domain.conversations.models import DeliveryStatus, Message
+from rapport.domain.ports import IdentityClaim
+from rapport.services import build_services
+from rapport.web.sandbox.common import Fault
+from rapport.web.sandbox.providers.twilio import FakeTwilio
+from rapport.workers.delivery import idempotency_key
+from tests.conftest import make_settings
+from tests.support.channels import channel_inbox, provider_app
+from tests.support.factory import Factory
+from tests.support.fakes import TWILIO_SID, TWILIO_TOKEN, sms_config
+from tests.support.integration import FakeIntegration
+from tests.support.live import eventually, serve
+from tests.support.outbound import reply
+from tests.support.processes import RapportProcess, running, settings_env
+
+pytestmark = [pytest.mark.reliability, pytest.mark.slow]
+
+CUSTOMERS = 10
+REPLIES = 60
+CONCURRENCY = 8  # the worker sends this many at once
+
+
+@pytest.fixture
+def backend():
+    return "postgres"
+
+
+async def all_sent(services, queued):
+    async with services.read_session() as session:
+        rows = await session.execute(
+            select(Message.id, Message.status, Message.provider_id).where(
+                Message.id.in_([m.id for m in queued])
+            )
+        )
+        done = [r for r in rows.all() if r.status == DeliveryStatus.sent]
+        return done if len(done) == len(queued) else None
+
+
+async def test_kill_9_during_delivery_sends_every_reply_exactly_once(db_url, tmp_path):
+    settings = make_settings(db_url, tmp_path)
+    services = build_services(settings, with_hub=False)
+    factory = Factory(services)
+    integration = FakeIntegration()
+    async with serve(integration.app()) as fake_base:
+        account = await factory.account()
+        inbox = await factory.api_inbox(account, outbound_url=f"{fake_base}/replies")
+        conversations = [
+            (await factory.receive(account, inbox, external_id=f"customer-{n}")).conversation.id
+            for n in range(CUSTOMERS)
+        ]
+        queued = [
+            await reply(
+                services, factory, inbox, f"reply {n}", conversation_id=conversations[n % CUSTOMERS]
+            )
+            for n in range(REPLIES)
+        ]
+
+        env = settings_env(settings, outbox_lease_seconds="3", worker_concurrency=str(CONCURRENCY))
+        worker = RapportProcess(["worker"], env, tmp_path / "worker.log")
+        with running(worker):
+            integration.hold()  # the provider accepts the first sends and answers late...
+            worker.start()
+
+            async def a_batch_accepted():
+                return integration.waiting == CONCURRENCY
+
+            await eventually(a_batch_accepted, within=30)
+            worker.kill()  # ...and the worker dies before it hears back
+            in_doubt = set(integration.accepted)
+            integration.let_go()
+            worker.start()
+
+            sent = await eventually(lambda: all_sent(services, queued), within=45)
+
+    assert len(in_doubt) == CONCURRENCY
+    # The provider accepted exactly one send per reply, and every reply was accepted.
+    assert integration.accepted == {m.id: 1 for m in queued}
+    # Every attempt at one reply carried that reply's one key; the in-doubt ones were retried.
+    for message in queued:
+        assert set(integration.keys[message.id]) == {idempotency_key(message.id)}
+    retried = {m for m, keys in integration.keys.items() if len(keys) > 1}
+    assert retried == in_doubt
+    # What Rapport recorded is the provider's answer to the one accepted send.
+    assert {r.provider_id for r in sent} == {a["id"] for a in integration.answers.values()}
+    await services.stop()
+
+
+async def test_kill_9_during_sms_delivery_never_sends_an_accepted_reply_twice(db_url, tmp_path):
+    settings = make_settings(db_url, tmp_path)
+    services = build_services(settings, with_hub=False)
+    factory = Factory(services)
+    twilio = FakeTwilio(accounts={TWILIO_SID: TWILIO_TOKEN})
+    # The first batch is accepted, but Twilio's answers come only after the worker is dead.
+    twilio.faults.add(*[Fault(accept=True, delay=6) for _ in range(CONCURRENCY)])
+    async with serve(provider_app(twilio.router)) as fake_base:
+        twilio.base_url = fake_base
+        account = await factory.account()
+        inbox = await channel_inbox(services, account, "sms", sms_config(twilio))
+        conversations = []
+        for n in range(CUSTOMERS):
+            phone = IdentityClaim(IdentityKind.phone, f"+1415555{n:04d}", Verification.verified)
+            received = await factory.receive(account, inbox, claims=(phone,))
+            conversations.append(received.conversation.id)
+        queued = [
+            await reply(
+                services, factory, inbox, f"reply {n}", conversation_id=conversations[n % CUSTOMERS]
+            )
+            for n in range(REPLIES)
+        ]
+
+        env = settings_env(settings, outbox_lease_seconds="3", worker_concurrency=str(CONCURRENCY))
+        worker = RapportProcess(["worker"], env, tmp_path / "worker.log")
+        with running(worker):
+            worker.start()
+
+            async def a_batch_accepted():
+                return len(twilio.messages) == CONCURRENCY
+
+            await eventually(a_batch_accepted, within=30)
+            worker.kill()
+            in_doubt = {m["body"] for m in twilio.messages}
+            worker.start()
+            sent = await eventually(lambda: all_sent(services, queued), within=45)
+
+    assert len(in_doubt) == CONCURRENCY
+    bodies = [m["body"] for m in twilio.messages]
+    assert sorted(bodies) == sorted(f"reply {n}" for n in range(REPLIES)), "sent twice or never"
+    # The in-doubt replies were adopted from the provider's list instead of being sent again.
+    assert {r.provider_id for r in sent} == {m["sid"] for m in twilio.messages}
+    assert len(twilio.creates) == REPLIES
+    await services.stop()
