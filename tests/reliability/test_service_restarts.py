@@ -13,6 +13,7 @@ import asyncio
 import os
 import shutil
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select, text
@@ -130,8 +131,10 @@ async def test_postgres_and_redis_restarts_under_traffic(
 
         await eventually(lambda: acked(MESSAGES // 4), within=60)
         await asyncio.to_thread(pg.stop, "immediate")  # a crash: every connection is cut
+        # Keep it down until both the sender and the worker have run into the outage.
         failures_before = sum(sending.failures.values())
         await eventually(lambda: failing_since(sending, failures_before), within=30)
+        await eventually(lambda: worker_noticed(tmp_path / "worker.log"), within=30)
         await asyncio.to_thread(pg.start)
 
         await eventually(lambda: acked(MESSAGES * 2 // 3), within=60)
@@ -165,3 +168,9 @@ async def test_postgres_and_redis_restarts_under_traffic(
 
 async def failing_since(sending: Sending, before: int) -> bool:
     return sum(sending.failures.values()) > before
+
+
+async def worker_noticed(log: Path) -> bool:
+    """A job failed, or the idle worker could not claim: it has met the outage."""
+    text = await asyncio.to_thread(log.read_text)
+    return '"worker.job_failed"' in text or '"worker.claim_failed"' in text

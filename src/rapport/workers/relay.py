@@ -136,10 +136,10 @@ class Worker:
         write fails too. Left alone, the job would wait for its lease to run out (a minute by
         default) before anyone ran it again; instead we keep trying to record the retry while
         the lease is still ours, so the job comes back a second after the database does.
-        Past half the lease (or on shutdown) we give up and the lease brings the job back.
+        Shortly before the lease ends (or on shutdown) we give up: the lease brings it back.
         """
         loop = asyncio.get_running_loop()
-        give_up_at = lease_ends - (lease_ends - loop.time()) / 2
+        give_up_at = lease_ends - min(5.0, self._services.settings.outbox_lease_seconds / 4)
         while True:
             try:
                 async with self._services.session() as session:
