@@ -186,5 +186,7 @@ async def _fail(
             max_attempts=services.settings.outbox_max_attempts,
             delay_seconds=exc.retry_after,
         )
-    await actions.record_send_failure(session, message=message, error=str(exc), final=dead)
+    await actions.record_send_failure(
+        session, message=message, error=str(exc), final=dead, not_sent=exc.not_sent
+    )
     await events.commit(session)

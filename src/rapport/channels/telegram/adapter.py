@@ -33,6 +33,10 @@ from rapport.domain.ports import (
 from rapport.lib.http import TooLarge, fetch_limited
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+IN_DOUBT = (
+    "Sending stopped before Telegram answered; the message may have been delivered, so it was "
+    "not sent again. Check with the customer before retrying."
+)
 MAX_TEXT, MAX_CAPTION = 4096, 1024
 # The updates Rapport reads; message_reaction must be asked for by name (setWebhook).
 ALLOWED_UPDATES = ["message", "edited_message", "message_reaction", "callback_query"]
@@ -112,6 +116,11 @@ class TelegramChannel(Channel[TelegramConfig]):
     async def send(
         self, outbound: OutboundMessage, config: TelegramConfig, ctx: SendContext
     ) -> ProviderReceipt:
+        if outbound.metadata.get("in_doubt"):
+            # An earlier attempt reached the Bot API call and never came back (the worker
+            # stopped mid-send). Telegram has no idempotency key and no list of sent messages,
+            # so sending again could put a second copy on the customer's phone.
+            raise SendError(IN_DOUBT, retryable=False)
         chat_id = int(outbound.to)
         bot = config.bot()
         if not outbound.attachments:
