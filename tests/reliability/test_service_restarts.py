@@ -122,7 +122,9 @@ async def test_postgres_and_redis_restarts_under_traffic(
         def created() -> set[str]:
             return {e["data"]["message_id"] for e in agent.events if e["type"] == "message.created"}
 
-        screen = asyncio.create_task(follow(agent, lambda: len(created()) >= MESSAGES, within=120))
+        # Well inside the outbox lease (60 s): a job the database outage failed must come back
+        # when the database does, not when its lease runs out.
+        screen = asyncio.create_task(follow(agent, lambda: len(created()) >= MESSAGES, within=45))
         sending = Sending(total=MESSAGES)
         traffic = asyncio.create_task(deliver_until_acked(calls, sending, connections=4))
 
