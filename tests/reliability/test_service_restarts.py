@@ -161,6 +161,9 @@ async def test_postgres_and_redis_restarts_under_traffic(
                 await checker.stop()
 
         rows = await stored()
+    # While the database was away the provider was asked to retry (503), never shown a crash.
+    assert set(sending.failures) == {"503"}
+    assert "Exception in ASGI application" not in (tmp_path / "web.log").read_text()
     provider_ids = [r.provider_id for r in rows]
     assert sorted(provider_ids) == sorted(calls), "a message was lost or doubled"
     assert created() >= {r.id for r in rows}, "the agent's screen missed a message"

@@ -33,10 +33,6 @@ from rapport.domain.ports import (
 from rapport.lib.http import TooLarge, fetch_limited
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
-IN_DOUBT = (
-    "Sending stopped before Telegram answered; the message may have been delivered, so it was "
-    "not sent again. Check with the customer before retrying."
-)
 MAX_TEXT, MAX_CAPTION = 4096, 1024
 # The updates Rapport reads; message_reaction must be asked for by name (setWebhook).
 ALLOWED_UPDATES = ["message", "edited_message", "message_reaction", "callback_query"]
@@ -120,7 +116,11 @@ class TelegramChannel(Channel[TelegramConfig]):
             # An earlier attempt reached the Bot API call and never came back (the worker
             # stopped mid-send). Telegram has no idempotency key and no list of sent messages,
             # so sending again could put a second copy on the customer's phone.
-            raise SendError(IN_DOUBT, retryable=False)
+            raise SendError(
+                "Sending stopped before Telegram answered; the message may have been delivered, "
+                "so it was not sent again. Check with the customer before retrying.",
+                retryable=False,
+            )
         chat_id = int(outbound.to)
         bot = config.bot()
         if not outbound.attachments:
