@@ -28,7 +28,7 @@ from tests.support.factory import Factory
 from tests.support.fakes import TWILIO_SID, TWILIO_TOKEN, sms_config
 from tests.support.integration import FakeIntegration
 from tests.support.live import eventually, serve
-from tests.support.outbound import reply
+from tests.support.outbound import claimed_deliveries, reply
 from tests.support.processes import RapportProcess, running, settings_env
 
 pytestmark = [pytest.mark.reliability, pytest.mark.slow]
@@ -80,9 +80,10 @@ async def test_kill_9_during_delivery_sends_every_reply_exactly_once(db_url, tmp
             worker.start()
 
             async def a_batch_accepted():
-                return integration.waiting == CONCURRENCY
+                held = await claimed_deliveries(services)
+                return held if held and integration.waiting == held else None
 
-            await eventually(a_batch_accepted, within=30)
+            held = await eventually(a_batch_accepted, within=30)
             worker.kill()  # ...and the worker dies before it hears back
             in_doubt = set(integration.accepted)
             integration.let_go()
@@ -90,7 +91,7 @@ async def test_kill_9_during_delivery_sends_every_reply_exactly_once(db_url, tmp
 
             sent = await eventually(lambda: all_sent(services, queued), within=45)
 
-    assert len(in_doubt) == CONCURRENCY
+    assert len(in_doubt) == held
     # The provider accepted exactly one send per reply, and every reply was accepted.
     assert integration.accepted == {m.id: 1 for m in queued}
     # Every attempt at one reply carried that reply's one key; the in-doubt ones were retried.
@@ -132,15 +133,16 @@ async def test_kill_9_during_sms_delivery_never_sends_an_accepted_reply_twice(db
             worker.start()
 
             async def a_batch_accepted():
-                return len(twilio.messages) == CONCURRENCY
+                held = await claimed_deliveries(services)
+                return held if held and len(twilio.messages) == held else None
 
-            await eventually(a_batch_accepted, within=30)
+            held = await eventually(a_batch_accepted, within=30)
             worker.kill()
             in_doubt = {m["body"] for m in twilio.messages}
             worker.start()
             sent = await eventually(lambda: all_sent(services, queued), within=45)
 
-    assert len(in_doubt) == CONCURRENCY
+    assert len(in_doubt) == held
     bodies = [m["body"] for m in twilio.messages]
     assert sorted(bodies) == sorted(f"reply {n}" for n in range(REPLIES)), "sent twice or never"
     # The in-doubt replies were adopted from the provider's list instead of being sent again.
