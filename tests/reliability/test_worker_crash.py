@@ -8,6 +8,8 @@ make the provider send any of them twice:
   integration recognises it.
 - SMS inbox: Twilio takes no key, so a reply left `sending` is in doubt and the adapter looks
   for the accepted send before sending again (channels/sms/api.py).
+- Telegram inbox: no key and no list of sent messages, so a reply in doubt becomes a dead letter
+  the agent can retry; it is never sent a second time behind their back.
 """
 
 from __future__ import annotations
@@ -20,12 +22,20 @@ from rapport.domain.conversations.models import DeliveryStatus, Message
 from rapport.domain.ports import IdentityClaim
 from rapport.services import build_services
 from rapport.web.sandbox.common import Fault
+from rapport.web.sandbox.providers.telegram import update_call
 from rapport.web.sandbox.providers.twilio import FakeTwilio
 from rapport.workers.delivery import idempotency_key
 from tests.conftest import make_settings
 from tests.support.channels import channel_inbox, provider_app
 from tests.support.factory import Factory
-from tests.support.fakes import TWILIO_SID, TWILIO_TOKEN, sms_config
+from tests.support.fakes import (
+    TWILIO_SID,
+    TWILIO_TOKEN,
+    WEBHOOK_SECRET,
+    running_telegram,
+    sms_config,
+    telegram_config,
+)
 from tests.support.integration import FakeIntegration
 from tests.support.live import eventually, serve
 from tests.support.outbound import claimed_deliveries, reply
@@ -149,3 +159,54 @@ async def test_kill_9_during_sms_delivery_never_sends_an_accepted_reply_twice(db
     assert {r.provider_id for r in sent} == {m["sid"] for m in twilio.messages}
     assert len(twilio.creates) == REPLIES
     await services.stop()
+
+
+async def test_kill_9_during_telegram_delivery_makes_a_dead_letter_not_a_second_copy(
+    db_url, tmp_path, settings, services, factory, client, worker
+):
+    async with running_telegram() as telegram:
+        account = await factory.account()
+        inbox = await channel_inbox(services, account, "telegram", telegram_config(telegram))
+        update = telegram.message_update(user_id=4242, first_name="Lucía", text="Hola")
+        await update_call(
+            f"http://testserver/hooks/telegram/{inbox.id}", WEBHOOK_SECRET, update
+        ).deliver(client)
+        await worker.drain()
+        # The first batch of Bot API calls hangs (and then fails) until the worker is dead.
+        telegram.faults.add(*[Fault(status=502, delay=6) for _ in range(CONCURRENCY)])
+        queued = [await reply(services, factory, inbox, f"reply {n}") for n in range(20)]
+
+        env = settings_env(settings, outbox_lease_seconds="3", worker_concurrency=str(CONCURRENCY))
+        process = RapportProcess(["worker"], env, tmp_path / "worker.log")
+        with running(process):
+            process.start()
+
+            def sends():
+                return [c[1]["text"] for c in telegram.calls if c[0] == "sendMessage"]
+
+            async def a_batch_in_flight():
+                held = await claimed_deliveries(services)
+                return held if held and len(sends()) == held else None
+
+            held = await eventually(a_batch_in_flight, within=30)
+            process.kill()
+            in_doubt = set(sends())
+            process.start()
+
+            async def settled():
+                async with services.read_session() as session:
+                    rows = await session.execute(
+                        select(Message.content, Message.status, Message.error).where(
+                            Message.id.in_([m.id for m in queued])
+                        )
+                    )
+                    done = [r for r in rows.all() if r.status in ("sent", "failed")]
+                    return done if len(done) == len(queued) else None
+
+            done = await eventually(settled, within=45)
+
+    assert len(in_doubt) == held
+    failed = {r.content for r in done if r.status == "failed"}
+    assert failed == in_doubt, "only the replies cut off mid-send wait for the agent"
+    assert all("may have been delivered" in r.error for r in done if r.status == "failed")
+    assert sorted(sends()) == sorted(m.content for m in queued), "a reply went out twice"
