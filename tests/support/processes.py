@@ -110,6 +110,8 @@ class PrivatePostgres:
         )  # fmt: skip
 
     def start(self) -> None:
+        # fsync off: a killed server loses nothing (the OS still has its writes), only a
+        # machine crash would, and tests never crash the machine.
         options = (
             f"-c listen_addresses=127.0.0.1 -p {self.port} -c unix_socket_directories='' "
             "-c fsync=off -c full_page_writes=off -c max_connections=200"
