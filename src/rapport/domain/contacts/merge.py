@@ -205,12 +205,7 @@ async def _move(
     """Point every row of `model` at `to_id` instead of `from_id`; returns the ids moved."""
     ids = sorted(await session.scalars(select(model.id).where(column == from_id)))
     for chunk in _chunks(ids):
-        await session.execute(
-            update(model)
-            .where(model.id.in_(chunk))
-            .values({column.key: to_id})
-            .execution_options(synchronize_session=False)
-        )
+        await session.execute(update(model).where(model.id.in_(chunk)).values({column.key: to_id}))
     return ids
 
 
@@ -227,7 +222,6 @@ async def _move_back(
             update(model)
             .where(model.id.in_(chunk), column == survivor.id)
             .values({column.key: merged.id})
-            .execution_options(synchronize_session=False)
         )
 
 
@@ -240,7 +234,6 @@ async def _events_of_conversations_back(
             update(Event)
             .where(Event.conversation_id.in_(chunk), Event.contact_id == survivor.id)
             .values(contact_id=merged.id)
-            .execution_options(synchronize_session=False)
         )
 
 
