@@ -317,12 +317,16 @@ async def _contact(session: AsyncSession, account_id: int, contact_id: int) -> C
 async def _lock_pair(
     session: AsyncSession, account_id: int, first_id: int, second_id: int
 ) -> tuple[Contact, Contact]:
-    """Both contacts, row-locked in id order (as `receive_message` locks a contact)."""
+    """Both contacts, row-locked in id order against `receive_message`'s lock of a contact.
+
+    FOR NO KEY UPDATE: other transactions' foreign-key checks (an event naming the contact)
+    must not wait on us while we wait for the event counter they hold.
+    """
     rows = await session.scalars(
         select(Contact)
         .where(Contact.id.in_([first_id, second_id]), Contact.account_id == account_id)
         .order_by(Contact.id)
-        .with_for_update()
+        .with_for_update(key_share=True)
         .execution_options(populate_existing=True)
     )
     found = {c.id: c for c in rows}
