@@ -102,7 +102,9 @@
   /* The contact panel (earlier conversations, attributes, labels) follows an assignment live. */
   function refreshPanel(id) {
     if (!document.getElementById("contact-panel")) return;
-    htmx.ajax("GET", "/conversations/" + id + "/panel", { target: "#contact-panel", swap: "outerHTML" });
+    // Its own source element: htmx queues requests per source, and the header and list
+    // refreshes (sourced from <body>) would otherwise replace this one in the queue.
+    htmx.ajax("GET", "/conversations/" + id + "/panel", { source: "#contact-panel", target: "#contact-panel", swap: "outerHTML" });
   }
 
   async function fetchFragment(url) {
