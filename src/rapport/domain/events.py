@@ -171,6 +171,30 @@ class ChannelSwitched(ConversationEvent):
     from_inbox_id: int | None
 
 
+class ConversationMerged(ConversationEvent):
+    """`source_id`'s messages and events moved into `target_id`; the source is closed.
+
+    Recorded twice: on the target (what arrived) and on the source (where it went)."""
+
+    type: ClassVar[str] = "conversation.merged"
+
+    source_id: int
+    target_id: int
+    moved_messages: int
+
+
+class ConversationSplit(ConversationEvent):
+    """Selected messages of `source_id` moved into the new conversation `target_id`.
+
+    Recorded on both conversations, like a merge."""
+
+    type: ClassVar[str] = "conversation.split"
+
+    source_id: int
+    target_id: int
+    message_ids: list[int]
+
+
 class ContactCreated(DomainEvent):
     type: ClassVar[str] = "contact.created"
     audience: ClassVar[Audience] = Audience.account
@@ -231,6 +255,8 @@ EVENT_TYPES: dict[str, type[DomainEvent]] = {
         ConversationAssigned,
         ConversationStatusChanged,
         ChannelSwitched,
+        ConversationMerged,
+        ConversationSplit,
         ContactCreated,
         ContactUpdated,
         ConsentChanged,
