@@ -156,7 +156,7 @@ async def _two_conversations(services, factory):
 
 
 async def test_merge_moves_messages_and_events_and_closes_the_source(services, factory):
-    account, agent, target_id, source_id, _ = await _two_conversations(services, factory)
+    _, agent, target_id, source_id, _ = await _two_conversations(services, factory)
     async with services.session() as session:
         target = await session.get(Conversation, target_id)
         source = await session.get(Conversation, source_id)
@@ -287,7 +287,7 @@ async def test_split_moves_the_chosen_messages_into_a_new_conversation(services,
 
 
 async def test_split_refuses_nothing_everything_and_foreign_messages(services, factory):
-    account, agent, conversation_id, other_id, _ = await _two_conversations(services, factory)
+    _, agent, conversation_id, other_id, _ = await _two_conversations(services, factory)
     async with services.read_session() as session:
         mine = list(
             await session.scalars(
