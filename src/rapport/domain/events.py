@@ -323,10 +323,19 @@ class _Pending:
 
 
 def record(
-    session: AsyncSession, *, account_id: int, event: DomainEvent, actor_user_id: int | None = None
+    session: AsyncSession,
+    *,
+    account_id: int,
+    event: DomainEvent,
+    actor_user_id: int | None = None,
+    at: datetime | None = None,
 ) -> None:
-    """Append an event to the current transaction; it is numbered and written at commit."""
-    session.info.setdefault(PENDING_KEY, []).append(_Pending(account_id, event, actor_user_id))
+    """Append an event to the current transaction; it is numbered and written at commit.
+
+    `at` dates the event like the change it explains (a channel switch takes its message's
+    time, so the timeline shows it just before that message)."""
+    pending = _Pending(account_id, event, actor_user_id, at or utcnow())
+    session.info.setdefault(PENDING_KEY, []).append(pending)
 
 
 def add_after_commit_hook(session: AsyncSession, hook: AfterCommitHook) -> None:

@@ -30,6 +30,7 @@ from rapport.domain.conversations.queries import (
     last_incoming_at,
     reply_recipient,
     route_identity,
+    thread_subject,
 )
 from rapport.domain.inboxes.models import Inbox
 from rapport.domain.inboxes.queries import inbox_config
@@ -90,7 +91,9 @@ async def _outbound(
         idempotency_key=idempotency_key(message.id),
         to=recipient.value if recipient else "",
         content=message.content,
-        subject=str(message.payload.get("subject") or conversation.subject or "") or None,
+        subject=str(message.payload.get("subject") or "")
+        or await thread_subject(session, conversation, inbox_id=inbox.id)
+        or None,
         attachments=tuple(
             OutboundAttachment(
                 filename=f.filename,

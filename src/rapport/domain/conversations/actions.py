@@ -254,6 +254,7 @@ async def _conversation_for(
                 to_channel=inbox.channel,
                 from_inbox_id=conversation.inbox_id,
             ),
+            at=now,
         )
     return conversation
 

@@ -465,3 +465,27 @@ async def last_incoming_at(
         .limit(1)
     )
     return value
+
+
+async def thread_subject(
+    session: AsyncSession, conversation: Conversation, *, inbox_id: int | None = None
+) -> str:
+    """The subject an email reply keeps: the latest one in the conversation's mail (on this
+    inbox when given), else the conversation's own."""
+    query = (
+        select(Message.payload)
+        .where(
+            Message.conversation_id == conversation.id,
+            Message.channel == "email",
+            Message.private.is_(False),
+        )
+        .order_by(Message.id.desc())
+        .limit(20)
+    )
+    if inbox_id is not None:
+        query = query.where(Message.inbox_id == inbox_id)
+    for payload in await session.scalars(query):
+        subject = (payload or {}).get("subject")
+        if isinstance(subject, str) and subject.strip():
+            return subject.strip()
+    return conversation.subject

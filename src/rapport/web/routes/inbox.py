@@ -24,6 +24,7 @@ from rapport.domain.conversations.queries import (
     list_conversations,
     message_in_conversation,
     names_by_id,
+    thread_subject,
     timeline_event,
 )
 from rapport.domain.conversations.reshape import merge_candidates
@@ -107,6 +108,7 @@ async def _full_context(
         **await _conversation_context(session, agent, conversation),
         "options": await reply_options(services, session, conversation),
         "gsm7": GSM7,
+        "reply_subject": await thread_subject(session, conversation),
         "merge_candidates": [
             c
             for c in await merge_candidates(session, conversation=conversation)
