@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rapport.channels.base import SendContext
@@ -110,7 +111,10 @@ async def list_templates(services: Services, inbox: Inbox) -> list[dict[str, Any
     adapter = adapter_for(inbox.channel)
     if not adapter.policy.templates:
         return []
-    config = adapter.load_config(inbox_config(inbox, services.box))
+    try:
+        config = adapter.load_config(inbox_config(inbox, services.box))
+    except ValidationError as exc:
+        raise SendError("the inbox's settings are incomplete", retryable=False) from exc
     ctx = SendContext(
         http=services.http, read_file=services.files.read, public_url=services.settings.public_url
     )
