@@ -134,7 +134,12 @@
     const timeline = document.getElementById("timeline");
     if (!fresh || !timeline || openConversationId() !== conversationId) return;
     if (document.getElementById(fresh.id)) return;
-    timeline.appendChild(fresh);
+    /* An event explains the message it came with (a switch, then the message on the new
+       channel): it goes before the first message that is not older than it. */
+    const stamp = (li) => Date.parse((li.querySelector("time") || {}).getAttribute?.("datetime") || "") || 0;
+    const at = stamp(fresh);
+    const later = Array.from(timeline.querySelectorAll("li[data-message-id]")).find((li) => stamp(li) >= at);
+    timeline.insertBefore(fresh, later || null);
     fresh.classList.add("fresh");
     scrollTimeline(false);
     htmx.process(fresh);

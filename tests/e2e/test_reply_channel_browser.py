@@ -1,0 +1,170 @@
+"""Choosing the reply channel in Chromium: WhatsApp's closed 24-hour window asks for a template
+(listed from the fake Graph API, variables filled in, previewed), a later SMS from the same phone
+shows up as a channel switch without a reload, and the agent moves to SMS with the keyboard and
+watches the characters, encoding and segment count as they type."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import httpx
+import pytest
+from playwright.async_api import expect
+from sqlalchemy import select
+
+from rapport.domain import events
+from rapport.domain.agents.models import Role
+from rapport.domain.conversations.models import Conversation, Message
+from rapport.web.app import create_app
+from rapport.web.sandbox.providers.meta import SANDBOX_TEMPLATES
+from rapport.web.sandbox.providers.twilio import message_params, new_sid, signed
+from rapport.workers.relay import Worker
+from tests.support.browser import chromium_browser, screenshot
+from tests.support.channels import channel_inbox
+from tests.support.factory import PASSWORD
+from tests.support.fakes import (
+    BUSINESS_NUMBER,
+    TWILIO_SID,
+    TWILIO_TOKEN,
+    running_twilio,
+    sms_config,
+)
+from tests.support.meta import (
+    PHONE_NUMBER_ID,
+    fake_meta_server,
+    free_port,
+    make_inbox,
+    serve,
+    wait_for,
+    whatsapp_config,
+)
+
+PHONE = "+34612345678"
+
+
+async def _age_everything(services, hours):
+    """Time travel: the customer wrote `hours` ago, so WhatsApp's window has closed."""
+    async with services.session() as session:
+        for message in await session.scalars(select(Message)):
+            message.created_at -= timedelta(hours=hours)
+        for conversation in await session.scalars(select(Conversation)):
+            conversation.last_incoming_at -= timedelta(hours=hours)
+            conversation.last_activity_at -= timedelta(hours=hours)
+        await events.commit(session)
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+async def test_choosing_the_reply_channel(settings, services, factory, chromium):
+    port = free_port()
+    settings.public_url = f"http://localhost:{port}"
+    account = await factory.account(name="Acme", default_region="ES")
+    agent = await factory.user(account, role=Role.admin, name="Marta")
+    stop = asyncio.Event()
+    worker_task = asyncio.create_task(Worker(services, idle_poll_seconds=0.1).run(stop))
+    app = create_app(settings, services=services)
+    app.state.services = services
+    async with (
+        httpx.AsyncClient() as http,
+        fake_meta_server() as meta,
+        running_twilio(http) as twilio,
+        serve(app, port=port) as base,
+    ):
+        meta.templates = [dict(t) for t in SANDBOX_TEMPLATES]
+        whatsapp = await make_inbox(
+            services, account, "whatsapp", whatsapp_config(meta.base_url), "WhatsApp Ventas"
+        )
+        sms = await channel_inbox(services, account, "sms", sms_config(twilio), name="SMS")
+        hook_url = f"{base}/hooks/whatsapp/{whatsapp.id}"
+        first = meta.whatsapp_text(
+            phone_number_id=PHONE_NUMBER_ID,
+            wa_id=PHONE.lstrip("+"),
+            name="Lucía Martínez",
+            text="Hola, ¿dónde está mi pedido A-1042?",
+        )
+        assert (await meta.deliver(http, hook_url, first)).status_code == 200
+        await wait_for(lambda: _count(services))
+        await _age_everything(services, 30)
+
+        async with chromium_browser(chromium) as browser:
+            page = await browser.new_page(
+                base_url=f"http://localhost:{port}", viewport={"width": 1280, "height": 860}
+            )
+            await page.goto("/login")
+            await page.fill("input[name=email]", agent.email)
+            await page.fill("input[name=password]", PASSWORD)
+            await page.click("button[type=submit]")
+            await page.goto("/conversations?scope=all")
+            await page.locator("#conv-items li a").first.click()
+            timeline = page.locator("#timeline")
+            await expect(timeline).to_contain_text("mi pedido A-1042")
+            await page.wait_for_selector("#live-status.live")
+
+            # WhatsApp is the default (her last message) but its window is closed: template only.
+            route = page.locator("#reply-route")
+            selected = route.locator("option:checked")
+            await expect(selected).to_contain_text("WhatsApp · WhatsApp Ventas")
+            await expect(page.locator("#route-hint")).to_contain_text("reply window is closed")
+            await expect(page.locator("#reply-text")).to_be_disabled()
+            picker = page.locator(".template-picker:visible")
+            await expect(picker.locator(".template-select")).to_have_value("order_update")
+            send = page.locator("#reply-send")
+            await expect(send).to_be_disabled()  # variables still empty
+            variables = picker.locator("input[name=template_vars]")
+            await expect(variables).to_have_count(2)
+            await variables.nth(0).fill("Lucía")
+            await variables.nth(1).fill("A-1042")
+            await expect(picker.locator(".preview-text")).to_have_text(
+                "Hi Lucía, your order A-1042 is on its way."
+            )
+            await expect(send).to_be_enabled()
+            await screenshot(page, "reply-whatsapp-template.png")
+            await send.click()
+            await wait_for(lambda: len(meta.sent) == 1)
+            assert meta.sent[0].body["template"]["name"] == "order_update"
+            await expect(timeline.locator("li.outgoing").last).to_contain_text(
+                "Hi Lucía, your order A-1042 is on its way."
+            )
+
+            # She answers by SMS from the same phone: the switch is drawn live, no reload.
+            text = message_params(
+                account_sid=TWILIO_SID,
+                sid=new_sid("SM"),
+                sender=PHONE,
+                to=BUSINESS_NUMBER,
+                body="Gracias, mejor escríbeme por SMS",
+            )
+            call = signed(f"{base}/hooks/sms/{sms.id}", TWILIO_TOKEN, text)
+            assert (await call.deliver(http)).status_code == 200
+            await expect(timeline).to_contain_text("Moved from WhatsApp to SMS")
+            await expect(timeline).to_contain_text("mejor escríbeme por SMS")
+            order = await timeline.locator("> li").all_inner_texts()
+            switch_at = next(i for i, t in enumerate(order) if "Moved from WhatsApp to SMS" in t)
+            assert "mejor escríbeme" in order[switch_at + 1]  # the switch, then the message
+            assert await page.evaluate("performance.getEntriesByType('navigation').length") == 1
+
+            # The agent moves to SMS with the keyboard and sees length, encoding and segments.
+            await page.evaluate("document.activeElement && document.activeElement.blur()")
+            await page.keyboard.press("c")
+            await expect(route.locator("option:checked")).to_contain_text("SMS · SMS")
+            await expect(page.locator(".template-picker:visible")).to_have_count(0)
+            counter = page.locator("#reply-counter")
+            await page.fill("#reply-text", "Su pedido llega mañana a las 10:00. " * 5)
+            await expect(counter).to_have_text("180 characters · GSM-7 · 2 SMS")
+            await page.fill("#reply-text", "Hola Lucía, tu pedido llega mañana 📦")
+            await expect(counter).to_have_text("36 characters · UCS-2 · 1 SMS")
+            await screenshot(page, "reply-sms-segments.png")
+            await page.keyboard.press("Control+Enter")
+            await wait_for(lambda: len(twilio.creates) == 1)
+            assert twilio.creates[0]["To"] == PHONE
+            assert twilio.creates[0]["Body"] == "Hola Lucía, tu pedido llega mañana 📦"
+            await expect(timeline.locator("li.outgoing").last).to_contain_text("Sent")
+            await screenshot(page, "reply-channel-timeline.png")
+    stop.set()
+    await worker_task
+
+
+async def _count(services):
+    async with services.read_session() as session:
+        return await session.scalar(select(Message.id))
