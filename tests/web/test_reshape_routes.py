@@ -12,6 +12,7 @@ from rapport.domain.events import Event
 from rapport.domain.inboxes.actions import create_inbox
 from rapport.domain.ports import IdentityClaim
 from tests.support.factory import login
+from tests.support.webchat import Visitor, widget_inbox
 
 PHONE = (IdentityClaim(IdentityKind.phone, "+34612345678", Verification.provider),)
 
@@ -120,3 +121,32 @@ async def test_merge_and_split_from_the_conversation_view(client, services, fact
         headers=headers,
     )
     assert everything.status_code == 422
+
+
+async def test_a_visitor_keeps_chatting_in_the_conversation_theirs_was_merged_into(
+    client, services, factory, worker
+):
+    account = await _account(services, factory, JoinPolicy.never)
+    chat = await widget_inbox(services, account)
+    whatsapp = await _inbox(services, account, "whatsapp")
+    agent = await factory.user(account, role=Role.admin)
+    visitor = Visitor(client, chat)
+    await visitor.start()
+    await visitor.post("/details", json={"name": "Lucía", "phone": "+34612345678"})
+    said = await visitor.say("Hello from the website", "client-merge-1")
+    await worker.drain()
+    source_id = said.json()["conversation_id"]
+    target = (await factory.receive(account, whatsapp, claims=PHONE, text="wa")).conversation
+    assert target.id != source_id and target.contact_id is not None
+    csrf = await login(client, agent)
+    merged = await client.post(
+        f"/conversations/{source_id}/merge",
+        data={"target_id": str(target.id)},
+        headers={"X-CSRF-Token": csrf, "HX-Request": "true"},
+    )
+    assert merged.status_code == 204
+    again = await visitor.say("Still here", "client-merge-2")
+    await worker.drain()
+    assert again.json()["conversation_id"] == target.id
+    shown = [m["content"] for m in await visitor.messages()]
+    assert "Hello from the website" in shown and "Still here" in shown

@@ -26,6 +26,7 @@ from rapport.domain.conversations.models import (
 )
 from rapport.domain.errors import Conflict, InvalidInput, NotFound
 from rapport.domain.events import Event
+from rapport.domain.visitors.models import VisitorSession
 from rapport.lib.clock import utcnow
 
 
@@ -42,6 +43,13 @@ async def merge_conversations(
     await session.execute(
         update(Event)
         .where(Event.conversation_id == source.id)
+        .values(conversation_id=target.id)
+        .execution_options(synchronize_session=False)
+    )
+    # A website visitor whose session named the source keeps chatting in the target.
+    await session.execute(
+        update(VisitorSession)
+        .where(VisitorSession.conversation_id == source.id)
         .values(conversation_id=target.id)
         .execution_options(synchronize_session=False)
     )
