@@ -6,6 +6,7 @@ watches the characters, encoding and segment count as they type."""
 from __future__ import annotations
 
 import asyncio
+import re
 from datetime import timedelta
 
 import httpx
@@ -14,8 +15,12 @@ from playwright.async_api import expect
 from sqlalchemy import select
 
 from rapport.domain import events
+from rapport.domain.accounts.models import Account, JoinPolicy
 from rapport.domain.agents.models import Role
+from rapport.domain.contacts.models import IdentityKind, Verification
 from rapport.domain.conversations.models import Conversation, Message
+from rapport.domain.inboxes.actions import create_inbox
+from rapport.domain.ports import IdentityClaim
 from rapport.web.app import create_app
 from rapport.web.sandbox.providers.meta import SANDBOX_TEMPLATES
 from rapport.web.sandbox.providers.twilio import message_params, new_sid, signed
@@ -168,3 +173,82 @@ async def test_choosing_the_reply_channel(settings, services, factory, chromium)
 async def _count(services):
     async with services.read_session() as session:
         return await session.scalar(select(Message.id))
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+async def test_split_and_merge_with_the_keyboard(settings, services, factory, chromium):
+    account = await factory.account(name="Acme", default_region="ES")
+    async with services.session() as session:
+        (await session.get(Account, account.id)).join_policy = JoinPolicy.never
+        await events.commit(session)
+    sms = await _bare_inbox(services, account, "sms", "SMS")
+    backend = await _bare_inbox(services, account, "api", "Website backend")
+    agent = await factory.user(account, role=Role.admin, name="Marta")
+    phone = (IdentityClaim(IdentityKind.phone, PHONE, Verification.provider),)
+    first = await factory.receive(account, sms, claims=phone, name="Lucía", text="Order A-1042?")
+    await factory.receive(account, sms, claims=phone, text="Also: change my address please")
+    other = await factory.receive(
+        account,
+        backend,
+        claims=(*phone, IdentityClaim(IdentityKind.external, "lucia-7", Verification.verified)),
+        text="Invoice question from the website",
+    )
+    port = free_port()
+    app = create_app(settings, services=services)
+    app.state.services = services
+    async with serve(app, port=port), chromium_browser(chromium) as browser:
+        page = await browser.new_page(
+            base_url=f"http://localhost:{port}", viewport={"width": 1280, "height": 860}
+        )
+        await page.goto("/login")
+        await page.fill("input[name=email]", agent.email)
+        await page.fill("input[name=password]", PASSWORD)
+        await page.click("button[type=submit]")
+        await page.goto(f"/conversations/{first.conversation.id}?scope=all")
+        timeline = page.locator("#timeline")
+        await expect(timeline).to_contain_text("change my address")
+
+        # s: select messages; arrows move, Space picks, Enter moves them out.
+        await page.keyboard.press("s")
+        await expect(page.locator("#split-bar")).to_be_visible()
+        await page.keyboard.press("ArrowDown")
+        await page.keyboard.press("Space")
+        await expect(page.locator("#split-count")).to_have_text("1 selected")
+        await screenshot(page, "split-select.png")
+        await page.keyboard.press("Enter")
+        await page.wait_for_url(re.compile(rf"/conversations/(?!{first.conversation.id}\b)\d+"))
+        await expect(page.locator("#timeline")).to_contain_text("split this conversation off from")
+        await expect(page.locator("#timeline")).to_contain_text("change my address")
+        await expect(page.locator("#timeline")).not_to_contain_text("Order A-1042?")
+
+        # m: merge the website conversation into this one, from the dialog.
+        await page.goto(f"/conversations/{other.conversation.id}?scope=all")
+        await expect(page.locator("#timeline")).to_contain_text("Invoice question")
+        await page.keyboard.press("m")
+        dialog = page.locator("#merge-dialog")
+        await expect(dialog).to_be_visible()
+        await page.select_option("#merge-target", str(first.conversation.id))
+        await screenshot(page, "merge-dialog.png")
+        await page.keyboard.press("Tab")
+        await page.keyboard.press("Enter")
+        await page.wait_for_url(f"**/conversations/{first.conversation.id}")
+        await expect(page.locator("#timeline")).to_contain_text(
+            f"Marta merged conversation #{other.conversation.id} into this one (1 message)"
+        )
+        await expect(page.locator("#timeline")).to_contain_text("Invoice question")
+        await screenshot(page, "merged-conversation.png")
+
+
+async def _bare_inbox(services, account, channel, name):
+    async with services.session() as session:
+        inbox = await create_inbox(
+            session,
+            account_id=account.id,
+            name=name,
+            channel=channel,
+            config={},
+            box=services.box,
+        )
+        await events.commit(session)
+        return inbox
