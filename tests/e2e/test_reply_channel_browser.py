@@ -149,8 +149,14 @@ async def test_choosing_the_reply_channel(settings, services, factory, chromium)
             assert "mejor escríbeme" in order[switch_at + 1]  # the switch, then the message
             assert await page.evaluate("performance.getEntriesByType('navigation').length") == 1
 
-            # The agent moves to SMS with the keyboard and sees length, encoding and segments.
+            # Her last message came by SMS: the reply box now defaults to it. The agent looks
+            # at WhatsApp again with the keyboard, and comes back to SMS.
+            await expect(route.locator("option:checked")).to_contain_text("SMS · SMS")
+            await page.wait_for_function("document.getElementById('composer').dataset.ready")
             await page.evaluate("document.activeElement && document.activeElement.blur()")
+            await page.keyboard.press("c")
+            await expect(route.locator("option:checked")).to_contain_text("WhatsApp · WhatsApp")
+            await expect(page.locator(".template-picker:visible")).to_have_count(1)
             await page.keyboard.press("c")
             await expect(route.locator("option:checked")).to_contain_text("SMS · SMS")
             await expect(page.locator(".template-picker:visible")).to_have_count(0)

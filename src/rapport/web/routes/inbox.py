@@ -173,6 +173,25 @@ async def conversation_view(
     )
 
 
+@router.get("/conversations/{conversation_id}/composer")
+async def composer(
+    request: Request,
+    conversation_id: int,
+    agent: CurrentAgent,
+    session: DbSession,
+    services: Svc,
+) -> Response:
+    """The reply box drawn again (a customer message moved the default channel or a window)."""
+    conversation = await get_visible_conversation(
+        session, viewer=agent.viewer, conversation_id=conversation_id
+    )
+    return render(
+        request,
+        "inbox/_composer.html",
+        await _full_context(services, session, agent, conversation),
+    )
+
+
 @router.get("/conversations/{conversation_id}/header")
 async def conversation_header(
     request: Request, conversation_id: int, agent: CurrentAgent, session: DbSession

@@ -66,6 +66,9 @@
     if (target.id === "conversation-list" || target.id === "conv-more") { markSelected(); }
   });
 
+  /* A reply box drawn again (outerHTML swap) is set up once it has settled in the page. */
+  document.addEventListener("htmx:afterSettle", () => setupComposer());
+
   /* ---- the open conversation and the list --------------------------------------------------- */
 
   function openConversationId() {
@@ -145,6 +148,17 @@
     htmx.process(fresh);
   }
 
+  /* A customer message may change the default channel or open a reply window: the reply box
+     is drawn again, unless the agent is in the middle of writing in it. */
+  function refreshComposer(id) {
+    const form = document.getElementById("composer");
+    if (!form || form.contains(document.activeElement)) return;
+    const written = Array.from(form.querySelectorAll("textarea, input[type=text]:not([name=subject])"))
+      .some((el) => el.value.trim() !== "");
+    if (written) return;
+    htmx.ajax("GET", "/conversations/" + id + "/composer", { target: "#composer", swap: "outerHTML" });
+  }
+
   function reloadConversation(id) {
     if (!document.getElementById("conversation-pane")) return;
     htmx.ajax("GET", "/conversations/" + id, { target: "#conversation-pane", swap: "innerHTML" });
@@ -157,6 +171,7 @@
     switch (ev.type) {
       case "message.created":
         if (here) upsertMessage(open, data.message_id);
+        if (here && data.direction === "incoming") refreshComposer(open);
         refreshList();
         break;
       case "message.status_changed":
