@@ -35,15 +35,8 @@ from tests.support.fakes import (
     running_twilio,
     sms_config,
 )
-from tests.support.meta import (
-    PHONE_NUMBER_ID,
-    fake_meta_server,
-    free_port,
-    make_inbox,
-    serve,
-    wait_for,
-    whatsapp_config,
-)
+from tests.support.live import eventually, free_port, serve
+from tests.support.meta import PHONE_NUMBER_ID, fake_meta_server, make_inbox, whatsapp_config
 
 PHONE = "+34612345678"
 
@@ -89,7 +82,7 @@ async def test_choosing_the_reply_channel(settings, services, factory, chromium)
             text="Hola, ¿dónde está mi pedido A-1042?",
         )
         assert (await meta.deliver(http, hook_url, first)).status_code == 200
-        await wait_for(lambda: _count(services))
+        await eventually(lambda: _count(services))
         await _age_everything(services, 30)
 
         async with chromium_browser(chromium) as browser:
@@ -126,7 +119,7 @@ async def test_choosing_the_reply_channel(settings, services, factory, chromium)
             await expect(send).to_be_enabled()
             await screenshot(page, "reply-whatsapp-template.png")
             await send.click()
-            await wait_for(lambda: len(meta.sent) == 1)
+            await eventually(_sent(meta.sent, 1))
             assert meta.sent[0].body["template"]["name"] == "order_update"
             await expect(timeline.locator("li.outgoing").last).to_contain_text(
                 "Hi Lucía, your order A-1042 is on its way."
@@ -167,7 +160,7 @@ async def test_choosing_the_reply_channel(settings, services, factory, chromium)
             await expect(counter).to_have_text("36 characters · UCS-2 · 1 SMS")
             await screenshot(page, "reply-sms-segments.png")
             await page.keyboard.press("Control+Enter")
-            await wait_for(lambda: len(twilio.creates) == 1)
+            await eventually(_sent(twilio.creates, 1))
             assert twilio.creates[0]["To"] == PHONE
             assert twilio.creates[0]["Body"] == "Hola Lucía, tu pedido llega mañana 📦"
             await expect(timeline.locator("li.outgoing").last).to_contain_text("Sent")
@@ -258,3 +251,12 @@ async def _bare_inbox(services, account, channel, name):
         )
         await events.commit(session)
         return inbox
+
+
+def _sent(recorded, count):
+    """A check for `eventually`: the fake provider has recorded `count` sends."""
+
+    async def check():
+        return len(recorded) == count
+
+    return check
