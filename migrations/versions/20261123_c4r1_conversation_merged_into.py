@@ -1,7 +1,7 @@
 """conversations remember which conversation they were merged into
 
 Revision ID: c4r1
-Revises: e501
+Revises: c4m1
 Create Date: 2026-11-23 19:00:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "c4r1"
-down_revision: str | Sequence[str] | None = "e501"
+down_revision: str | Sequence[str] | None = "c4m1"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

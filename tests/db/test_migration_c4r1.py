@@ -24,7 +24,7 @@ async def test_upgrade_downgrade_and_no_drift(db_url):
                 lambda sync: compare_metadata(MigrationContext.configure(sync), Base.metadata)
             )
         assert [d for d in diff if "merged_into" in str(d)] == []
-        await downgrade(db_url, "e501")
+        await downgrade(db_url, "c4m1")
         assert "merged_into_id" not in await _columns(engine)
         await upgrade(db_url)
         assert "merged_into_id" in await _columns(engine)
