@@ -25,6 +25,12 @@ router = APIRouter(include_in_schema=False)
 
 MAX_WEBHOOK_BYTES = 5 * 1024 * 1024
 
+# Decrypted, validated adapter configs, keyed by the inbox's ciphertext: any change to the
+# inbox's settings writes a new ciphertext (Fernet tokens are never reused), so an entry can
+# never be stale. Saves a decrypt and a pydantic validation on every provider call.
+_CONFIGS: dict[tuple[str, int, str], Any] = {}
+_CONFIGS_MAX = 1024
+
 
 async def _raw(request: Request) -> RawRequest:
     body = await request.body()
@@ -46,7 +52,14 @@ async def _inbox_and_adapter(
         raise NotFound("channel") from None
     async with services.read_session() as session:
         inbox = await inbox_for_hook(session, inbox_id=inbox_id, channel=channel)
-    return inbox, adapter, adapter.load_config(inbox_config(inbox, services.box))
+    key = (channel, inbox.id, inbox.config_encrypted or "")
+    config = _CONFIGS.get(key)
+    if config is None:
+        config = adapter.load_config(inbox_config(inbox, services.box))
+        if len(_CONFIGS) >= _CONFIGS_MAX:
+            _CONFIGS.clear()
+        _CONFIGS[key] = config
+    return inbox, adapter, config
 
 
 @router.get("/hooks/{channel}/{inbox_id}")
