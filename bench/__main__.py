@@ -1,7 +1,7 @@
 """`python -m bench`: run the scenarios, print the table, write bench/results/latest.*.
 
-    python -m bench                      # everything (under ten minutes on 2 cores)
-    python -m bench --quick --only S1,S7 # small sizes, a few scenarios
+python -m bench                      # everything (under ten minutes on 2 cores)
+python -m bench --quick --only S1,S7 # small sizes, a few scenarios
 """
 
 from __future__ import annotations
@@ -32,7 +32,9 @@ RESULTS = Path(__file__).resolve().parent / "results"
 SCENARIO_TIMEOUT = {"quick": 240.0, "full": 420.0}
 
 
-def _groups(wanted: set[str], quick: bool) -> list[tuple[set[str], Callable[[], Awaitable[list[Result]]]]]:
+def _groups(
+    wanted: set[str], quick: bool
+) -> list[tuple[set[str], Callable[[], Awaitable[list[Result]]]]]:
     from bench import queries, sockets, webhooks
 
     groups: list[tuple[set[str], Callable[[], Awaitable[list[Result]]]]] = []
@@ -73,26 +75,38 @@ async def main(wanted: set[str], quick: bool) -> list[Result]:
 
 
 def run(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--only", default="", help="comma-separated scenario ids (default: all)")
     parser.add_argument("--quick", action="store_true", help="small sizes, short steps")
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for latest.json/.md")
-    parser.add_argument("--profile", type=Path, default=None,
-                        help="sample every Rapport process with py-spy into this folder")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        help="sample every Rapport process with py-spy into this folder",
+    )
     args = parser.parse_args(argv)
     wanted = {s.strip().upper() for s in args.only.split(",") if s.strip()} or set(ALL)
     unknown = wanted - set(ALL)
     if unknown:
         parser.error(f"unknown scenario(s): {', '.join(sorted(unknown))} (known: {', '.join(ALL)})")
     if not env.pg_available() and wanted & {"S1", "S2", "S3", "S7"}:
-        print("error: PostgreSQL is not reachable on 127.0.0.1:5432 (S1, S2, S3, S7 need it)",
-              file=sys.stderr)
+        print(
+            "error: PostgreSQL is not reachable on 127.0.0.1:5432 (S1, S2, S3, S7 need it)",
+            file=sys.stderr,
+        )
         return 2
     env.PROFILE_DIR = args.profile
     limit = env.raise_file_limit()
-    print(f"Rapport benchmarks: {', '.join(s for s in ALL if s in wanted)}"
-          f"{' (quick)' if args.quick else ''}; open files limit {limit}", flush=True)
+    print(
+        f"Rapport benchmarks: {', '.join(s for s in ALL if s in wanted)}"
+        f"{' (quick)' if args.quick else ''}; open files limit {limit}",
+        flush=True,
+    )
     started = time.monotonic()
     try:
         import uvloop

@@ -136,8 +136,19 @@ def _profile(child: Child) -> None:
     out = PROFILE_DIR / f"{child.name}-{child.pid}.txt"
     with (PROFILE_DIR / "py-spy.log").open("ab") as handle:
         recorder = subprocess.Popen(
-            [spy, "record", "--pid", str(child.pid), "--format", "raw", "--rate", "250",
-             "--nonblocking", "--output", str(out)],
+            [
+                spy,
+                "record",
+                "--pid",
+                str(child.pid),
+                "--format",
+                "raw",
+                "--rate",
+                "250",
+                "--nonblocking",
+                "--output",
+                str(out),
+            ],
             stdout=handle,
             stderr=subprocess.STDOUT,
         )
@@ -239,8 +250,19 @@ def redis_server(workdir: Path) -> Iterator[str]:
     port = free_port()
     child = Child(
         "redis",
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", str(workdir)],
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(workdir),
+        ],
         workdir / "redis.log",
         dict(os.environ),
     ).start()

@@ -227,14 +227,13 @@ async def highest_rate_held(
     ceiling: float,
     refine: int = 3,
 ) -> tuple[float, list[Step]]:
-    """Double the rate until a step is not held, then bisect `refine` times between the two."""
+    """Double the rate until a step is not held (or halve it until one is), then bisect
+    `refine` times between the last rate held and the first one not held."""
     steps: list[Step] = []
 
     async def attempt(rate: float) -> bool:
         held, stats = await run_at(rate)
-        steps.append(
-            Step(rate, held, stats.achieved_rate, stats.p(50), stats.p(99), stats.errors)
-        )
+        steps.append(Step(rate, held, stats.achieved_rate, stats.p(50), stats.p(99), stats.errors))
         return held
 
     low, high = 0.0, None
@@ -248,6 +247,15 @@ async def highest_rate_held(
             break
     if high is None:
         return low, steps
+    # Not even the first rate held: halve until one does (or give up at start / 64).
+    while low == 0.0 and high > start / 64:
+        rate = high / 2
+        if await attempt(rate):
+            low = rate
+        else:
+            high = rate
+    if low == 0.0:
+        return 0.0, steps
     for _ in range(refine):
         middle = (low + high) / 2
         if await attempt(middle):

@@ -1,6 +1,6 @@
 """Summarise py-spy's collapsed stacks: where the samples are, by own time and inclusive time.
 
-    python -m bench.profile_summary DIR/web-1234.txt [--top 30] [--match rapport]
+python -m bench.profile_summary DIR/web-1234.txt [--top 30] [--match rapport]
 """
 
 from __future__ import annotations

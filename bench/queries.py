@@ -46,7 +46,8 @@ def _generate_sql(account_id: int, inbox_id: int, contacts: int, messages: int) 
                    CASE WHEN (c.id + k) % 3 = 0 THEN NULL
                         ELSE (SELECT id FROM users WHERE account_id = {a}
                               ORDER BY id OFFSET ((c.id + k) % 4) LIMIT 1) END,
-                   '', 0, c.created_at, now() - ((c.id * 13 + k * 7) % 500000 || ' seconds')::interval,
+                   '', 0, c.created_at,
+                   now() - ((c.id * 13 + k * 7) % 500000 || ' seconds')::interval,
                    now() - ((c.id * 13 + k * 7) % 500000 || ' seconds')::interval
             FROM contacts c, generate_series(0, 1) k
             WHERE c.account_id = {a} AND (k = 0 OR c.id % 5 = 0)""",
@@ -84,7 +85,9 @@ def _message_sql(account_id: int, inbox_id: int, messages: int) -> str:
         WHERE convs.n = CASE WHEN g <= {HEAVY_MESSAGES} THEN 0 ELSE g % total.c END"""
 
 
-async def _generate(url: str, account_id: int, inbox_id: int, contacts: int, messages: int) -> float:
+async def _generate(
+    url: str, account_id: int, inbox_id: int, contacts: int, messages: int
+) -> float:
     started = time.monotonic()
     conn = await asyncpg.connect(url, timeout=30)
     try:
@@ -224,7 +227,7 @@ async def timeline_and_list(quick: bool) -> list[Result]:
                         seeded.account_id,
                     )
                 ]
-                picks = [ids[0]] + random.Random(7).sample(ids, min(len(ids), iterations) - 1)
+                picks = [ids[0], *random.Random(7).sample(ids, min(len(ids), iterations) - 1)]
                 counter = iter(range(10**9))
 
                 def pick() -> int:
@@ -282,7 +285,7 @@ async def timeline_and_list(quick: bool) -> list[Result]:
                 p99,
                 "ms p99",
                 raw_p99,
-                "p99 ≤ 50 ms, ≤ 2 × raw, plans use indexes",
+                "p99 ≤ 50 ms, ≤ 2 x raw, plans use indexes",
                 p99 <= P99_LIMIT_MS and p99 <= 2 * raw_p99 and not scans,
                 details={
                     "p50_ms": round(percentile(timings[key], 50), 2),

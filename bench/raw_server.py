@@ -30,10 +30,12 @@ INSERT = text(
 
 def make_engine(url: str):  # type: ignore[no-untyped-def]
     if not url.startswith("sqlite"):
-        return create_async_engine(url.replace("postgresql://", "postgresql+asyncpg://"),
-                                   pool_size=10, max_overflow=10)
-    engine = create_async_engine(url.replace("sqlite://", "sqlite+aiosqlite://"),
-                                 connect_args={"timeout": 30})
+        return create_async_engine(
+            url.replace("postgresql://", "postgresql+asyncpg://"), pool_size=10, max_overflow=10
+        )
+    engine = create_async_engine(
+        url.replace("sqlite://", "sqlite+aiosqlite://"), connect_args={"timeout": 30}
+    )
 
     @event.listens_for(engine.sync_engine, "connect")
     def _pragmas(dbapi_connection, _record):  # type: ignore[no-untyped-def]
@@ -58,9 +60,12 @@ def build(url: str, ws: bool) -> FastAPI:
     @app.on_event("startup")
     async def create_table() -> None:
         async with engine.begin() as conn:
-            await conn.execute(text(
-                f"CREATE TABLE IF NOT EXISTS raw_inbound (id {pk}, dedupe_key VARCHAR(255) "
-                f"NOT NULL UNIQUE, body {blob} NOT NULL, received_at TIMESTAMP NOT NULL)"))
+            await conn.execute(
+                text(
+                    f"CREATE TABLE IF NOT EXISTS raw_inbound (id {pk}, dedupe_key VARCHAR(255) "
+                    f"NOT NULL UNIQUE, body {blob} NOT NULL, received_at TIMESTAMP NOT NULL)"
+                )
+            )
 
     @app.post("/hooks/sms/{inbox_id}")
     async def hook(inbox_id: int, request: Request) -> Response:
@@ -99,5 +104,10 @@ if __name__ == "__main__":
     parser.add_argument("--db", required=True)
     parser.add_argument("--ws", action="store_true")
     args = parser.parse_args()
-    uvicorn.run(build(args.db, args.ws), host="127.0.0.1", port=args.port, log_level="warning",
-                access_log=False)
+    uvicorn.run(
+        build(args.db, args.ws),
+        host="127.0.0.1",
+        port=args.port,
+        log_level="warning",
+        access_log=False,
+    )

@@ -135,7 +135,7 @@ async def idle_sockets(quick: bool) -> Result:
         per_socket,
         "KiB/socket",
         plain_per_socket,
-        "≤ 2 × raw memory per socket",
+        "≤ 2 x raw memory per socket",
         per_socket <= 2 * plain_per_socket,
         details={
             "sockets": count,
@@ -153,7 +153,7 @@ async def fan_out(quick: bool) -> Result:
     with env.workdir("s5") as work:
         # Baseline: websockets.broadcast to the same number of sockets.
         async with env.python_server("bench.plain_ws", work, name="plain") as (_plain, port):
-            crowd = Crowd(f"ws://127.0.0.1:{port}", lambda frame: str(frame))
+            crowd = Crowd(f"ws://127.0.0.1:{port}", str)
             control = await websockets.connect(f"ws://127.0.0.1:{port}")
             try:
                 await crowd.grow(count)
@@ -210,7 +210,7 @@ async def fan_out(quick: bool) -> Result:
         value,
         "deliveries/s",
         baseline,
-        "≥ 0.5 × websockets.broadcast",
+        "≥ 0.5 x websockets.broadcast",
         value >= 0.5 * baseline,
         details={
             "sockets": count,
