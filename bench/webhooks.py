@@ -35,8 +35,9 @@ class Sizes:
         return cls(step_seconds=2.5, fixed_seconds=4.0, ceiling=8000, refine=3)
 
 
+# A step is "held" only if acknowledgements stay this fast.
 ACK_P99_LIMIT_MS = 250.0
-S3_NAME = "S1 load with every webhook delivered 3 times, shuffled"  # a step is "held" only if acknowledgements stay this fast
+S3_NAME = "S1 load with every webhook delivered 3 times, shuffled"
 
 
 def _run_tag() -> str:
@@ -117,7 +118,7 @@ async def ack_scenarios(wanted: set[str], quick: bool) -> list[Result]:
                     raw_port, path, sizes, customers=5000, start=250, acked=set()
                 )
                 raw_fixed = await _fixed(raw_port, path, 1000, sizes.fixed_seconds)
-            async with env.rapport(env.rapport_env(url, work), work) as (web, base):
+            async with env.rapport(env.rapport_env(url, work), work) as (_web, base):
                 port = int(base.rsplit(":", 1)[1])
                 acked: set[str] = set()
                 rate, steps = await _ack_search(
