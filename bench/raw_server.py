@@ -12,6 +12,8 @@ import base64
 import hashlib
 import hmac
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from urllib.parse import parse_qsl
 
 import uvicorn
@@ -53,12 +55,11 @@ def make_engine(url: str):  # type: ignore[no-untyped-def]
 def build(url: str, ws: bool) -> FastAPI:
     engine = make_engine(url)
     sockets: set[WebSocket] = set()
-    app = FastAPI()
     pk = "INTEGER PRIMARY KEY" if url.startswith("sqlite") else "BIGSERIAL PRIMARY KEY"
     blob = "BLOB" if url.startswith("sqlite") else "BYTEA"
 
-    @app.on_event("startup")
-    async def create_table() -> None:
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         async with engine.begin() as conn:
             await conn.execute(
                 text(
@@ -66,6 +67,10 @@ def build(url: str, ws: bool) -> FastAPI:
                     f"NOT NULL UNIQUE, body {blob} NOT NULL, received_at TIMESTAMP NOT NULL)"
                 )
             )
+        yield
+        await engine.dispose()
+
+    app = FastAPI(lifespan=lifespan)
 
     @app.post("/hooks/sms/{inbox_id}")
     async def hook(inbox_id: int, request: Request) -> Response:
