@@ -17,7 +17,7 @@ from bench import env
 from bench.loadgen import Pool, open_loop
 from bench.results import Result
 
-CONNECT_CONCURRENCY = 64
+CONNECT_CONCURRENCY = 128
 
 
 class Crowd:

@@ -32,7 +32,7 @@ class Sizes:
     def of(cls, quick: bool) -> Sizes:
         if quick:
             return cls(step_seconds=1.0, fixed_seconds=2.0, ceiling=4000, refine=2)
-        return cls(step_seconds=2.5, fixed_seconds=4.0, ceiling=8000, refine=3)
+        return cls(step_seconds=1.5, fixed_seconds=2.5, ceiling=8000, refine=2)
 
 
 # A step is "held" only if acknowledgements stay this fast.
@@ -272,6 +272,7 @@ class ScreenWatcher:
         self.key = key
         self.kw = kw
         self.seen: dict[str, float] = {}
+        self.closed_by_server = False
         self._socket: Any = None
         self._task: asyncio.Task[None] | None = None
         self.changed = asyncio.Event()
@@ -290,6 +291,7 @@ class ScreenWatcher:
                 if item is not None:
                     self.seen.setdefault(item, time.monotonic())
                     self.changed.set()
+        self.closed_by_server = True  # reported: a closed socket would show as missing events
 
     async def wait_count(self, count: int, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -478,6 +480,7 @@ async def screen_scenario(quick: bool, *, sqlite: bool) -> Result:
                 _web,
             ):
                 rate, steps, fixed = await _screen_search(port, path, watcher, resolve, sizes, 500)
+                socket_closed = watcher.closed_by_server
             logs = "".join(
                 p.read_text(errors="replace") for p in work.glob("*.log") if p.name != "raw.log"
             )
@@ -491,6 +494,7 @@ async def screen_scenario(quick: bool, *, sqlite: bool) -> Result:
         "raw_p50_ms_at_500": round(percentile(raw_fixed.latencies_ms, 50), 1),
         "raw_p99_ms_at_500": round(percentile(raw_fixed.latencies_ms, 99), 1),
         "held_criterion": f"all shown, no error, p99 ≤ {SCREEN_P99_LIMIT_MS:.0f} ms",
+        "agent_socket_closed_by_server": socket_closed,
         "steps": _steps(steps),
         "raw_steps": _steps(raw_steps),
     }
