@@ -20,6 +20,7 @@ from rapport.domain.inboxes.models import Inbox
 from rapport.domain.visitors.models import VisitorSession
 from tests.support.browser import chromium_browser, png, screenshot
 from tests.support.factory import PASSWORD
+from tests.support.live import eventually
 from tests.support.server import RapportServer, shop_page, website
 from tests.support.webchat import user_hash, widget_inbox
 
@@ -253,6 +254,9 @@ async def test_hmac_identify_links_the_contact_and_a_bad_hash_changes_nothing(
                 ).new_page()
                 await page.goto(site)
                 await page.wait_for_function("window.Rapport && window.Rapport.version === 1")
+                # The widget opens its visitor session on load; compare from that point on.
+                await page.locator("button.launcher").wait_for()
+                await eventually(lambda: _has_visit(services))
                 before = await _snapshot(services)
                 status = await page.evaluate(
                     IDENTIFY,
@@ -300,6 +304,11 @@ async def test_hmac_identify_links_the_contact_and_a_bad_hash_changes_nothing(
     assert emails == ["maria@example.com"]
 
 
+async def _has_visit(services) -> bool:
+    async with services.read_session() as session:
+        return bool(await session.scalar(select(func.count()).select_from(VisitorSession)))
+
+
 async def _snapshot(services):
     async with services.read_session() as session:
         identities = list(
@@ -317,3 +326,48 @@ async def _snapshot(services):
             )
         )
     return identities, visits
+
+
+async def test_a_site_that_forbids_inline_styles_still_shows_the_styled_widget(
+    db_url, tmp_path, services, factory, chromium
+):
+    account = await factory.account(name="Northwind")
+    inbox = await widget_inbox(services, account, name="Northwind Help", colour="#1f3b2d")
+    server = RapportServer(db_url, tmp_path)
+    await asyncio.to_thread(server.start)
+    page_html = (
+        "<!doctype html><html><head><title>Strict shop</title></head><body><h1>Shop</h1>"
+        f'<script src="{server.url}/widget.js" data-inbox="{inbox.public_token}" async></script>'
+        "</body></html>"
+    )
+    ws_url = server.url.replace("http://", "ws://")
+    policy = (
+        f"default-src 'none'; script-src {server.url}; connect-src {server.url} {ws_url}; "
+        f"img-src {server.url} data:; style-src 'none'"
+    )
+    try:
+        with website(page_html, headers={"Content-Security-Policy": policy}) as site:
+            await _allow_origin(services, inbox, site)
+            async with chromium_browser(chromium) as browser:
+                page = await browser.new_page()
+                violations: list[str] = []
+                page.on(
+                    "console",
+                    lambda msg: (
+                        violations.append(msg.text)
+                        if "Content Security Policy" in msg.text
+                        else None
+                    ),
+                )
+                await page.goto(site)
+                await page.wait_for_function("window.Rapport && window.Rapport.version === 1")
+                launcher = page.locator("button.launcher")
+                await expect(launcher).to_be_visible(timeout=LIVE)
+                # Styled: the inbox colour, fixed in the corner, round (not a bare button).
+                await expect(launcher).to_have_css("position", "fixed")
+                await expect(launcher).to_have_css("background-color", "rgb(31, 59, 45)")
+                await launcher.click()
+                await expect(page.locator("textarea#rp-text")).to_be_visible(timeout=LIVE)
+                assert violations == []
+    finally:
+        await asyncio.to_thread(server.stop)

@@ -18,13 +18,9 @@ from pathlib import Path
 
 import aioimaplib
 
+from tests.support.live import free_port
+
 PASSWORD = "secret"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def dovecot_binary() -> str | None:

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import uvicorn
 from fastapi import FastAPI
 from sqlalchemy import select, update
 
@@ -27,6 +24,7 @@ from rapport.lib.clock import utcnow
 from rapport.services import Services
 from rapport.web.sandbox.providers.meta import FakeMeta
 from rapport.workers.relay import Worker
+from tests.support.live import serve
 
 CHANNELS_DIR = Path(rapport.channels.__file__).parent
 APP_SECRET = "meta-app-secret-0123456789"
@@ -44,42 +42,6 @@ def fixture(channel: str, name: str) -> bytes:
 
 def fixture_names(channel: str) -> list[str]:
     return sorted(p.stem for p in (CHANNELS_DIR / channel / "fixtures").glob("*.json"))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@asynccontextmanager
-async def serve(app: Any, *, port: int | None = None) -> AsyncIterator[str]:
-    """Run an ASGI app with uvicorn on a random loopback port; yields its base URL."""
-    port = port or free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    await wait_for(lambda: server.started, within=10)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
-
-
-async def wait_for(condition: Callable[[], Any], *, within: float = 10.0) -> None:
-    """Poll until `condition()` is truthy (a coroutine function's result is awaited)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while True:
-        result = condition()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        if loop.time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
 
 
 @asynccontextmanager

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -18,12 +17,7 @@ from pathlib import Path
 import httpx
 
 from tests.conftest import TEST_SECRET
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+from tests.support.live import free_port
 
 
 def wait_until(check, *, timeout: float = 15.0, interval: float = 0.05, what: str = "condition"):  # type: ignore[no-untyped-def]
@@ -90,15 +84,18 @@ class RapportServer:
 
 
 @contextmanager
-def website(html: str) -> Iterator[str]:
+def website(html: str, *, headers: dict[str, str] | None = None) -> Iterator[str]:
     """Serve one page at http://localhost:PORT/ (another origin than Rapport)."""
     body = html.encode()
+    extra_headers = headers or {}
 
     class Page(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             self.send_response(200)
             self.send_header("Content-Type", "text/html; charset=utf-8")
             self.send_header("Content-Length", str(len(body)))
+            for name, value in extra_headers.items():
+                self.send_header(name, value)
             self.end_headers()
             self.wfile.write(body)
 

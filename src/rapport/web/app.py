@@ -25,6 +25,7 @@ from rapport.web.routes import (
     files,
     hooks,
     inbox,
+    merges,
     ops,
     profile,
     realtime,
@@ -84,7 +85,20 @@ def create_app(
     )
     app.state.settings = settings
     errors.install(app)
-    for module in (ops, auth, inbox, contacts, profile, admin, files, hooks, realtime, api_v1):
+    # merges before contacts: its /contacts/merges must not be read as /contacts/{contact_id}.
+    for module in (
+        ops,
+        auth,
+        inbox,
+        merges,
+        contacts,
+        profile,
+        admin,
+        files,
+        hooks,
+        realtime,
+        api_v1,
+    ):
         app.include_router(module.router)
     for module in (typing, widget, widget_messages, widget_socket):
         app.include_router(module.router)

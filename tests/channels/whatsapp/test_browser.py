@@ -13,15 +13,8 @@ from rapport.web.app import create_app
 from rapport.workers.relay import Worker
 from tests.support.browser import chromium_browser, screenshot
 from tests.support.factory import PASSWORD
-from tests.support.meta import (
-    PHONE_NUMBER_ID,
-    fake_meta_server,
-    free_port,
-    make_inbox,
-    serve,
-    wait_for,
-    whatsapp_config,
-)
+from tests.support.live import eventually, free_port, serve
+from tests.support.meta import PHONE_NUMBER_ID, fake_meta_server, make_inbox, whatsapp_config
 
 
 @pytest.mark.browser
@@ -64,7 +57,11 @@ async def test_agent_answers_a_whatsapp_customer(settings, services, factory, ch
                 await expect(timeline).to_contain_text("cambiar la talla")
                 await page.fill("#reply-text", "¡Claro, Lucía! ¿Qué talla necesitas? 👟")
                 await page.click("#composer button[type=submit]")
-                await wait_for(lambda: len(fake.sent) == 1)
+
+                async def sent_once() -> bool:
+                    return len(fake.sent) == 1
+
+                await eventually(sent_once)
                 sent = fake.sent[0]
                 assert sent.text == "¡Claro, Lucía! ¿Qué talla necesitas? 👟"
                 assert sent.to == "34612345678"

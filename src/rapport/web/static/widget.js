@@ -194,7 +194,15 @@
     ]);
     frame.appendChild(ui.panel);
     frame.appendChild(ui.launcher);
-    root.appendChild(el("style", { text: CSS }));
+    // A constructed stylesheet is not an inline style: sites whose Content-Security-Policy
+    // forbids inline styles still show the widget styled. Old browsers get a <style>.
+    if ("adoptedStyleSheets" in root && "replaceSync" in CSSStyleSheet.prototype) {
+      var sheet = new CSSStyleSheet();
+      sheet.replaceSync(CSS);
+      root.adoptedStyleSheets = [sheet];
+    } else {
+      root.appendChild(el("style", { text: CSS }));
+    }
     root.appendChild(frame);
     ui.text.addEventListener("keydown", function (e) {
       if (e.key === "Enter" && !e.shiftKey) { e.preventDefault(); onSubmit(e); }
