@@ -101,6 +101,7 @@ def run(argv: list[str] | None = None) -> int:
         )
         return 2
     env.PROFILE_DIR = args.profile
+    env.stop_cleanly_on_sigterm()
     limit = env.raise_file_limit()
     print(
         f"Rapport benchmarks: {', '.join(s for s in ALL if s in wanted)}"

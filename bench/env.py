@@ -170,7 +170,9 @@ def _on_signal(signum: int, _frame: object) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-signal.signal(signal.SIGTERM, _on_signal)
+def stop_cleanly_on_sigterm() -> None:
+    """`kill` (SIGTERM) unwinds like Ctrl+C, so children stop and databases are dropped."""
+    signal.signal(signal.SIGTERM, _on_signal)
 
 
 def rapport_env(database_url: str, workdir: Path, **extra: str) -> dict[str, str]:
