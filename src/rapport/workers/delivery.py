@@ -3,7 +3,8 @@
 queued -> sending (committed before the provider call) -> sent(provider id). A crash after the
 provider accepted the message but before `sent` was recorded leaves the job's lease to expire;
 the retry carries the same idempotency key, so the provider (or the integration) drops the
-second copy.
+second copy. An attempt still `sending` is "in doubt" for the next one (`_delivery_metadata`);
+a refusal that certainly sent nothing (`SendError.not_sent`) puts the reply back to `queued`.
 """
 
 from __future__ import annotations
@@ -186,5 +187,7 @@ async def _fail(
             max_attempts=services.settings.outbox_max_attempts,
             delay_seconds=exc.retry_after,
         )
-    await actions.record_send_failure(session, message=message, error=str(exc), final=dead)
+    await actions.record_send_failure(
+        session, message=message, error=str(exc), final=dead, not_sent=exc.not_sent
+    )
     await events.commit(session)

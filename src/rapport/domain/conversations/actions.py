@@ -662,13 +662,19 @@ async def record_sent(
 
 
 async def record_send_failure(
-    session: AsyncSession, *, message: Message, error: str, final: bool
+    session: AsyncSession, *, message: Message, error: str, final: bool, not_sent: bool = False
 ) -> None:
-    """Show a send failure on the message; a final one is a dead letter the agent can retry."""
+    """Show a send failure on the message; a final one is a dead letter the agent can retry.
+
+    `not_sent`: the provider certainly did not take it, so the next attempt is not in doubt
+    (back to `queued`, the mirror of `mark_sending`).
+    """
     if final:
         await _set_delivery_status(session, message, DeliveryStatus.failed, error=error)
-    else:
-        message.error = error
+        return
+    message.error = error
+    if not_sent and message.status == DeliveryStatus.sending:
+        message.status = DeliveryStatus.queued
 
 
 async def retry_delivery(session: AsyncSession, *, message: Message, actor: User) -> None:
