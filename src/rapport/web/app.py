@@ -21,6 +21,7 @@ from rapport.web.routes import (
     admin,
     api_v1,
     auth,
+    contact_settings,
     contacts,
     files,
     hooks,
@@ -29,6 +30,7 @@ from rapport.web.routes import (
     ops,
     profile,
     realtime,
+    segments,
     typing,
     widget,
     widget_messages,
@@ -99,6 +101,8 @@ def create_app(
         realtime,
         api_v1,
     ):
+        app.include_router(module.router)
+    for module in (contact_settings, segments):
         app.include_router(module.router)
     for module in (typing, widget, widget_messages, widget_socket):
         app.include_router(module.router)

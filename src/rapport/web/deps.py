@@ -110,10 +110,15 @@ async def _api_agent(request: Request, session: DbSession, services: Svc) -> Age
     if found is None:
         raise ApiAuthFailed()
     user, api_token = found
-    async with services.session() as writer:
-        used = await writer.merge(api_token, load=False)
-        await agent_actions.touch_api_token(writer, token=used)
-        await events.commit(writer)
+    if request.method in SAFE_METHODS:
+        async with services.session() as writer:
+            used = await writer.merge(api_token, load=False)
+            await agent_actions.touch_api_token(writer, token=used)
+            await events.commit(writer)
+    else:
+        # This request's session already holds SQLite's write lock (BEGIN IMMEDIATE), so a
+        # second writer would wait for it forever: the touch commits with the request's change.
+        await agent_actions.touch_api_token(session, token=api_token)
     account = await session.get(Account, user.account_id)
     assert account is not None
     return Agent(user=user, account=account, viewer=await viewer_for(session, user, account))

@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from rapport.channels.registry import adapter_for
 from rapport.domain import events
+from rapport.domain.contacts import actions as contact_actions
 from rapport.domain.conversations import actions
 from rapport.domain.conversations.models import Message, Status
 from rapport.domain.conversations.queries import (
@@ -23,6 +24,8 @@ from rapport.web.schemas import (
     AssignmentUpdate,
     ConversationPageRead,
     ConversationRead,
+    CustomEventCreate,
+    CustomEventRead,
     MessageCreate,
     MessageRead,
     StatusUpdateIn,
@@ -151,3 +154,35 @@ async def set_status(
     )
     await events.commit(session)
     return ConversationRead.model_validate(found)
+
+
+# --- custom events on a contact's timeline ------------------------------------------------------
+# (kept as one block at the end of the file so it merges cleanly with other API work)
+
+
+@router.post(
+    "/contacts/{contact_id}/events",
+    response_model=CustomEventRead,
+    status_code=201,
+    summary="Record a custom event on a contact's timeline",
+)
+async def post_contact_event(
+    contact_id: int, body: CustomEventCreate, agent: ApiAgent, session: DbSession
+) -> CustomEventRead:
+    event = await contact_actions.record_custom_event(
+        session,
+        account_id=agent.account.id,
+        contact_id=contact_id,
+        name=body.name,
+        properties=body.properties,
+        occurred_at=body.occurred_at,
+        actor_user_id=agent.user.id,
+    )
+    published = await events.commit(session)
+    return CustomEventRead(
+        contact_id=event.contact_id,
+        name=event.name,
+        properties=event.properties,
+        occurred_at=event.occurred_at,
+        seq=next(p.seq for p in published if p.event is event),
+    )
