@@ -195,8 +195,9 @@ class ConversationSplit(ConversationEvent):
     message_ids: list[int]
 
 
-class ContactCreated(DomainEvent):
-    type: ClassVar[str] = "contact.created"
+class ContactEvent(DomainEvent):
+    """An event about one contact, pushed to every agent of the account."""
+
     audience: ClassVar[Audience] = Audience.account
 
     contact_id: int
@@ -206,110 +207,72 @@ class ContactCreated(DomainEvent):
         return self.contact_id
 
 
-class ContactUpdated(DomainEvent):
-    type: ClassVar[str] = "contact.updated"
-    audience: ClassVar[Audience] = Audience.account
+class ContactCreated(ContactEvent):
+    type: ClassVar[str] = "contact.created"
 
-    contact_id: int
+
+class ContactUpdated(ContactEvent):
+    type: ClassVar[str] = "contact.updated"
+
     fields: list[str]
 
-    @property
-    def contact_ref(self) -> int | None:
-        return self.contact_id
 
-
-class ConsentChanged(DomainEvent):
+class ConsentChanged(ContactEvent):
     """A customer opted out of (or back in to) a channel that requires consent (SMS STOP)."""
 
     type: ClassVar[str] = "contact.consent_changed"
-    audience: ClassVar[Audience] = Audience.account
 
-    contact_id: int
     identity_id: int
     channel: str
     opted_out: bool
     keyword: str
 
-    @property
-    def contact_ref(self) -> int | None:
-        return self.contact_id
 
-
-class ContactsMerged(DomainEvent):
+class ContactsMerged(ContactEvent):
     """An agent merged `merged_id` into `contact_id` (the survivor); `merge_id` can undo it."""
 
     type: ClassVar[str] = "contact.merged"
-    audience: ClassVar[Audience] = Audience.account
 
-    contact_id: int
     merged_id: int
     merge_id: int
 
-    @property
-    def contact_ref(self) -> int | None:
-        return self.contact_id
 
-
-class ContactsUnmerged(DomainEvent):
+class ContactsUnmerged(ContactEvent):
     """A merge was undone: `merged_id` is its own contact again, as it was."""
 
     type: ClassVar[str] = "contact.unmerged"
-    audience: ClassVar[Audience] = Audience.account
 
-    contact_id: int
     merged_id: int
     merge_id: int
 
-    @property
-    def contact_ref(self) -> int | None:
-        return self.contact_id
 
-
-class MergeSuggested(DomainEvent):
+class MergeSuggested(ContactEvent):
     """Two contacts may be one customer (a typed claim of a proven identity, a similar name)."""
 
     type: ClassVar[str] = "contact.merge_suggested"
-    audience: ClassVar[Audience] = Audience.account
 
-    contact_id: int
     other_contact_id: int
     suggestion_id: int
     score: int
 
-    @property
-    def contact_ref(self) -> int | None:
-        return self.contact_id
 
-
-class MergeDismissed(DomainEvent):
+class MergeDismissed(ContactEvent):
     """An agent said a suggested pair are two customers; it is not suggested again."""
 
     type: ClassVar[str] = "contact.merge_dismissed"
-    audience: ClassVar[Audience] = Audience.account
 
-    contact_id: int
     other_contact_id: int
     suggestion_id: int
 
-    @property
-    def contact_ref(self) -> int | None:
-        return self.contact_id
 
-
-class ContactCustomEvent(DomainEvent):
+class ContactCustomEvent(ContactEvent):
     """Something the customer did elsewhere, posted through the API (an order, a page visit)."""
 
     type: ClassVar[str] = "contact.custom_event"
-    audience: ClassVar[Audience] = Audience.account
 
-    contact_id: int
     name: str
     properties: dict[str, Any]
     occurred_at: datetime
-
-    @property
-    def contact_ref(self) -> int | None:
-        return self.contact_id
 
 
 class Change(StrEnum):
