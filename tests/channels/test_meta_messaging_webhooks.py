@@ -294,3 +294,27 @@ async def test_echo_of_our_send_is_not_a_customer_message(
         assert messages[2].payload["sent_elsewhere"] is True
         assert messages[2].conversation_id == incoming.conversation_id
         assert len(fake.sent) == 1
+
+
+async def test_events_for_another_account_of_the_same_app_are_not_taken(
+    channel, client, factory, services, worker
+):
+    """Meta has one callback URL per app: a second Page (or Instagram account) on the same app
+    posts its events to this inbox's URL, signed alike. They are not this inbox's customers."""
+    account = await factory.account()
+    inbox = await make_inbox(services, account, channel, messaging_config(channel, app_id=APP_ID))
+    url = f"/hooks/{channel}/{inbox.id}"
+    other_account = "1099999999999999"
+    data = json.loads(fixture(channel, "text"))
+    theirs = json.loads(json.dumps(data["entry"][0]))
+    theirs["id"] = other_account
+    theirs["messaging"][0]["recipient"]["id"] = other_account
+    theirs["messaging"][0]["sender"]["id"] = "7000000000000001"
+    theirs["messaging"][0]["message"].update(mid="m_THEIRS", text="Not for you")
+    alone = signed(meta_json({**data, "entry": [theirs]}), APP_SECRET)
+    batched = signed(meta_json({**data, "entry": [theirs, data["entry"][0]]}), APP_SECRET)
+    for hook in (alone, batched):
+        assert (await client.post(url, content=hook.body, headers=hook.headers)).status_code == 200
+    await run_jobs(services, worker)
+    (message,) = await messages_of(services, inbox)
+    assert message.content == FIXTURE_TEXT[channel]
