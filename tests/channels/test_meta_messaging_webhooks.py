@@ -20,6 +20,9 @@ import pytest
 from sqlalchemy import func, select
 
 from rapport.db.base import Base
+from rapport.domain import events
+from rapport.domain.inboxes.actions import update_inbox
+from rapport.domain.inboxes.models import Inbox
 from rapport.domain.conversations.models import DeliveryStatus, Direction
 from rapport.lib import meta_webhooks
 from rapport.web.sandbox.providers.meta_payloads import Webhook, meta_json, signed
@@ -60,6 +63,24 @@ async def row_counts(services) -> dict[str, int]:
             table.name: int(await session.scalar(select(func.count()).select_from(table)) or 0)
             for table in Base.metadata.sorted_tables
         }
+
+
+async def reconfigure(services, inbox, *, is_active: bool = True, **changes: Any) -> None:
+    """Change the inbox's settings through the real action, as the settings page saves them."""
+    async with services.session() as session:
+        row = await session.get(Inbox, inbox.id)
+        assert row is not None
+        config = {**messaging_config(row.channel, app_id=APP_ID), **changes}
+        await update_inbox(
+            session,
+            inbox=row,
+            name=row.name,
+            config=config,
+            box=services.box,
+            team_id=row.team_id,
+            is_active=is_active,
+        )
+        await events.commit(session)
 
 
 def sha1_header(secret: str, body: bytes) -> str:
@@ -318,3 +339,53 @@ async def test_events_for_another_account_of_the_same_app_are_not_taken(
     await run_jobs(services, worker)
     (message,) = await messages_of(services, inbox)
     assert message.content == FIXTURE_TEXT[channel]
+
+
+async def test_an_app_secret_reset_from_start_to_finish(channel, client, factory, services, worker):
+    """The settings change takes effect on the next call: old secret, both, then only the new."""
+    account = await factory.account()
+    inbox = await make_inbox(services, account, channel, messaging_config(channel, app_id=APP_ID))
+    url = f"/hooks/{channel}/{inbox.id}"
+    new_secret = "the-new-app-secret-987654"
+
+    def hook(secret: str, n: int) -> Webhook:
+        return from_fixture(channel, "text", secret, mid=f"m_RESET_{n}", text=f"#{n}")
+
+    async def status(call: Webhook) -> int:
+        return (await client.post(url, content=call.body, headers=call.headers)).status_code
+
+    assert await status(hook(APP_SECRET, 1)) == 200
+    assert await status(hook(new_secret, 2)) == 401
+    await reconfigure(services, inbox, app_secret=new_secret, previous_app_secret=APP_SECRET)
+    assert await status(hook(APP_SECRET, 3)) == 200
+    assert await status(hook(new_secret, 4)) == 200
+    await reconfigure(services, inbox, app_secret=new_secret, previous_app_secret="")
+    assert await status(hook(APP_SECRET, 5)) == 401
+    assert await status(hook(new_secret, 6)) == 200
+    await run_jobs(services, worker)
+    assert sorted(m.content for m in await messages_of(services, inbox)) == ["#1", "#3", "#4", "#6"]
+
+
+async def test_wrong_channel_unknown_or_disabled_inbox_is_404_and_writes_nothing(
+    channel, client, factory, services, worker
+):
+    account = await factory.account()
+    inbox = await make_inbox(services, account, channel, messaging_config(channel, app_id=APP_ID))
+    other = "instagram" if channel == "messenger" else "messenger"
+    call = from_fixture(channel, "text")
+    before = await row_counts(services)
+    for url in (f"/hooks/{other}/{inbox.id}", f"/hooks/{channel}/{inbox.id + 1000}"):
+        response = await client.post(url, content=call.body, headers=call.headers)
+        assert response.status_code == 404, url
+        handshake = await client.get(
+            f"{url}?hub.mode=subscribe&hub.challenge=42&hub.verify_token={VERIFY_TOKEN}"
+        )
+        assert handshake.status_code == 404, url
+    assert await row_counts(services) == before
+    await reconfigure(services, inbox, is_active=False)
+    before = await row_counts(services)
+    url = f"/hooks/{channel}/{inbox.id}"
+    assert (await client.post(url, content=call.body, headers=call.headers)).status_code == 404
+    await run_jobs(services, worker)
+    assert await row_counts(services) == before
+    assert await messages_of(services, inbox) == []
