@@ -21,9 +21,9 @@ from sqlalchemy import func, select
 
 from rapport.db.base import Base
 from rapport.domain import events
+from rapport.domain.conversations.models import DeliveryStatus, Direction
 from rapport.domain.inboxes.actions import update_inbox
 from rapport.domain.inboxes.models import Inbox
-from rapport.domain.conversations.models import DeliveryStatus, Direction
 from rapport.lib import meta_webhooks
 from rapport.web.sandbox.providers.meta_payloads import Webhook, meta_json, signed
 from tests.support.meta import (
