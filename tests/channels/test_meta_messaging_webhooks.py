@@ -389,3 +389,54 @@ async def test_wrong_channel_unknown_or_disabled_inbox_is_404_and_writes_nothing
     await run_jobs(services, worker)
     assert await row_counts(services) == before
     assert await messages_of(services, inbox) == []
+
+
+async def test_messenger_watermarks_reach_only_that_customer_and_only_up_to_them(
+    client, factory, services, worker
+):
+    """A read or delivery watermark names a person and a time, not a message."""
+    account = await factory.account()
+    user = await factory.user(account)
+    async with fake_meta_server() as fake:
+        config = messaging_config("messenger", fake.base_url, app_id=APP_ID)
+        inbox = await make_inbox(services, account, "messenger", config)
+        url = f"/hooks/messenger/{inbox.id}"
+        ana, bruno = CUSTOMER["messenger"], "6283947561029999"
+        for hook in (
+            from_fixture("messenger", "text"),
+            fake.customer_message("page", account_id=PAGE_ID, user_id=bruno, text="Soy Bruno"),
+        ):
+            assert (await fake.deliver(client, url, hook)).status_code == 200
+        await run_jobs(services, worker)
+        for incoming in await messages_of(services, inbox):
+            await reply(services, user, incoming.conversation_id, inbox, f"Hola #{incoming.id}")
+        await run_jobs(services, worker)
+        assert sorted(s.to for s in fake.sent) == sorted([ana, bruno])
+
+        def watermark(customer: str, kind: str, millis: int) -> Webhook:
+            event = fake.messaging_event(customer, PAGE_ID, **{kind: {"watermark": millis}})
+            return fake.messaging_webhook("page", PAGE_ID, event)
+
+        async def statuses() -> dict[str, str]:
+            replies = [m for m in await messages_of(services, inbox) if m.direction == "outgoing"]
+            return {
+                next(s.to for s in fake.sent if s.id == m.provider_id): m.status for m in replies
+            }
+
+        # A watermark from before the replies were written moves nothing (the fixture's time).
+        for hook in (watermark(ana, "read", 1732352400123), watermark(bruno, "delivery", 1)):
+            assert (await fake.deliver(client, url, hook)).status_code == 200
+        await run_jobs(services, worker)
+        assert await statuses() == {ana: DeliveryStatus.sent, bruno: DeliveryStatus.sent}
+
+        later = int(json.loads(fake.echo("page", fake.sent[0]).body)["entry"][0]["time"]) + 5000
+        assert (await fake.deliver(client, url, watermark(ana, "read", later))).status_code == 200
+        await run_jobs(services, worker)
+        assert await statuses() == {ana: DeliveryStatus.read, bruno: DeliveryStatus.sent}
+        hook = watermark(bruno, "delivery", later)
+        assert (await fake.deliver(client, url, hook)).status_code == 200
+        # A delivery watermark after the read does not move Ana's reply back.
+        hook = watermark(ana, "delivery", later + 1)
+        assert (await fake.deliver(client, url, hook)).status_code == 200
+        await run_jobs(services, worker)
+        assert await statuses() == {ana: DeliveryStatus.read, bruno: DeliveryStatus.delivered}
