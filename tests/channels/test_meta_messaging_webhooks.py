@@ -23,7 +23,7 @@ from rapport.db.base import Base
 from rapport.domain import events
 from rapport.domain.conversations.models import DeliveryStatus, Direction
 from rapport.domain.inboxes.actions import update_inbox
-from rapport.domain.inboxes.models import Inbox
+from rapport.domain.inboxes.models import InboundEvent, Inbox
 from rapport.lib import meta_webhooks
 from rapport.web.sandbox.providers.meta_payloads import Webhook, meta_json, signed
 from tests.support.meta import (
@@ -440,3 +440,26 @@ async def test_messenger_watermarks_reach_only_that_customer_and_only_up_to_them
         assert (await fake.deliver(client, url, hook)).status_code == 200
         await run_jobs(services, worker)
         assert await statuses() == {ana: DeliveryStatus.read, bruno: DeliveryStatus.delivered}
+
+
+async def test_redeliveries_processed_side_by_side_make_one_message(
+    channel, client, factory, services, worker
+):
+    """All redeliveries stored first, then the worker takes them together (concurrently)."""
+    account = await factory.account()
+    inbox = await make_inbox(services, account, channel, messaging_config(channel, app_id=APP_ID))
+    url = f"/hooks/{channel}/{inbox.id}"
+    first = from_fixture(channel, "text")
+    rebatched = json.loads(first.body)
+    rebatched["entry"][0]["time"] += 1
+    again = signed(meta_json(rebatched), APP_SECRET)
+    rebatched["entry"][0]["time"] += 1
+    once_more = signed(meta_json(rebatched), APP_SECRET)
+    for hook in [first, again, once_more] * 3:
+        assert (await client.post(url, content=hook.body, headers=hook.headers)).status_code == 200
+    await run_jobs(services, worker)
+    (message,) = await messages_of(services, inbox)
+    assert message.content == FIXTURE_TEXT[channel]
+    async with services.read_session() as session:
+        stored = list(await session.scalars(select(InboundEvent.status)))
+    assert stored == ["processed"] * 3  # one row per distinct body, none failed
