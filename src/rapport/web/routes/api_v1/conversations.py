@@ -1,4 +1,4 @@
-"""JSON API v1, authenticated by personal API tokens (Authorization: Bearer rpt_...)."""
+"""JSON API v1: conversations and their messages, assignment and status."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ from rapport.web.schemas import (
     UserRead,
 )
 
-router = APIRouter(prefix="/api/v1", tags=["v1"])
+router = APIRouter(tags=["conversations"])
 
 
 @router.get("/me", response_model=UserRead)

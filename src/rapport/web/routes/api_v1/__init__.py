@@ -1,0 +1,14 @@
+"""JSON API v1, authenticated by personal API tokens (Authorization: Bearer rpt_...).
+
+One module per area; this package assembles them under /api/v1. Only these routes are in the
+OpenAPI document at /api/openapi.json (every page and hook route is left out of it).
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from rapport.web.routes.api_v1 import conversations
+
+router = APIRouter(prefix="/api/v1")
+router.include_router(conversations.router)
