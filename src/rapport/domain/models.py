@@ -10,6 +10,7 @@ from rapport.domain.events import Event, EventCounter
 from rapport.domain.inboxes.models import InboundEvent, Inbox
 from rapport.domain.intake.models import IntakeCursor
 from rapport.domain.visitors.models import VisitorSession
+from rapport.domain.webhooks.models import WebhookDelivery, WebhookSubscription
 
 __all__ = [
     "Account",
@@ -30,4 +31,6 @@ __all__ = [
     "TeamMember",
     "User",
     "VisitorSession",
+    "WebhookDelivery",
+    "WebhookSubscription",
 ]

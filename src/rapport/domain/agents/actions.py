@@ -9,7 +9,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rapport.domain.agents.models import ApiToken, Role, Team, TeamMember, User
-from rapport.domain.errors import Conflict, InvalidInput, NotFound
+from rapport.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from rapport.lib.clock import utcnow
 from rapport.lib.crypto import random_token, sha256_hex
 from rapport.lib.identities import InvalidIdentity, normalise_email
@@ -142,10 +142,17 @@ async def set_team_members(session: AsyncSession, *, team: Team, user_ids: Itera
     await session.flush()
 
 
-async def create_api_token(session: AsyncSession, *, user: User, name: str) -> tuple[ApiToken, str]:
-    """A new personal API token. The plain token is returned once and only its hash is kept."""
+async def create_api_token(
+    session: AsyncSession, *, user: User, name: str, trusted: bool = False
+) -> tuple[ApiToken, str]:
+    """A new personal API token. The plain token is returned once and only its hash is kept.
+
+    Only admins may make a trusted token (identities it adds count as verified).
+    """
     if not name.strip():
         raise InvalidInput("name the token after what will use it", field="name")
+    if trusted and not user.is_admin:
+        raise Forbidden("only admins can create trusted tokens")
     plain = API_TOKEN_PREFIX + random_token(30)
     token = ApiToken(
         account_id=user.account_id,
@@ -153,6 +160,7 @@ async def create_api_token(session: AsyncSession, *, user: User, name: str) -> t
         name=name.strip()[:120],
         token_hash=sha256_hex(plain),
         prefix=plain[:10],
+        trusted=trusted,
     )
     session.add(token)
     await session.flush()
