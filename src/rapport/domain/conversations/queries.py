@@ -42,6 +42,7 @@ class ConversationFilter:
     inbox_id: int | None = None
     team_id: int | None = None
     channel: str | None = None
+    contact_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,8 @@ def _filtered(viewer: Viewer, flt: ConversationFilter, *, scope: Scope) -> Selec
         query = query.where(Conversation.team_id == flt.team_id)
     if flt.channel is not None:
         query = query.where(Conversation.channel == flt.channel)
+    if flt.contact_id is not None:
+        query = query.where(Conversation.contact_id == flt.contact_id)
     if scope == Scope.mine:
         query = query.where(Conversation.assignee_id == viewer.user_id)
     elif scope == Scope.unassigned:

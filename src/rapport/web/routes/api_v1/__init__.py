@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from rapport.web.routes.api_v1 import conversations
+from rapport.web.routes.api_v1 import contacts, conversations, webhooks
 
 router = APIRouter(prefix="/api/v1")
 router.include_router(conversations.router)
+router.include_router(contacts.router)
+router.include_router(webhooks.router)

@@ -1,0 +1,41 @@
+"""What the API v1 modules share: path ids, the admin check, error answers for the docs."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Path
+from pydantic import BaseModel
+
+from rapport.domain.errors import Forbidden
+from rapport.web.deps import Agent
+from rapport.web.schemas import MAX_ID
+
+# A path id: positive and 64-bit (anything else names nothing, and is a 422, not a crash).
+PathId = Annotated[int, Path(ge=1, le=MAX_ID)]
+
+
+class ErrorRead(BaseModel):
+    detail: str
+
+
+def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for the error answers a route gives (401 always)."""
+    described = {
+        400: "The request is malformed",
+        401: "A valid API token is required",
+        403: "Your role may not do this",
+        404: "Not found in your account",
+        409: "It clashes with the current state",
+    }
+    return {code: {"model": ErrorRead, "description": described[code]} for code in (401, *codes)}
+
+
+def require_admin(agent: Agent) -> None:
+    if not agent.user.is_admin:
+        raise Forbidden("this needs an admin's API token")
+
+
+def require_supervisor(agent: Agent) -> None:
+    if not agent.user.is_supervisor_or_admin:
+        raise Forbidden("this needs a supervisor's or an admin's API token")
