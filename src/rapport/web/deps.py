@@ -118,14 +118,22 @@ async def _api_agent(
     token = credentials.credentials.strip() if credentials else ""
     if not token:
         raise ApiAuthFailed()
-    found = await user_for_api_token(session, token)
+    # The token is checked, and its use recorded, before the request's own session starts: on
+    # SQLite a writing request holds the write lock from its first query, so touching the token
+    # from a second session afterwards would wait on ourselves.
+    async with services.read_session() as reader:
+        found = await user_for_api_token(reader, token)
     if found is None:
         raise ApiAuthFailed()
-    user, api_token = found
-    async with services.session() as writer:
-        used = await writer.merge(api_token, load=False)
-        await agent_actions.touch_api_token(writer, token=used)
-        await events.commit(writer)
+    user_id, api_token = found[0].id, found[1]
+    if agent_actions.api_token_touch_due(api_token):
+        async with services.session() as writer:
+            used = await writer.merge(api_token, load=False)
+            await agent_actions.touch_api_token(writer, token=used)
+            await events.commit(writer)
+    user = await session.get(User, user_id)
+    if user is None or not user.is_active:
+        raise ApiAuthFailed()
     account = await session.get(Account, user.account_id)
     assert account is not None
     viewer = await viewer_for(session, user, account)

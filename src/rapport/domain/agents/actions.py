@@ -174,8 +174,12 @@ async def revoke_api_token(session: AsyncSession, *, user: User, token_id: int) 
     token.revoked_at = token.revoked_at or utcnow()
 
 
+def api_token_touch_due(token: ApiToken) -> bool:
+    """Whether this use should be recorded (at most every few minutes, so reads stay reads)."""
+    return token.last_used_at is None or utcnow() - token.last_used_at > timedelta(minutes=5)
+
+
 async def touch_api_token(session: AsyncSession, *, token: ApiToken) -> None:
     """Record use, at most every few minutes so reads through the API stay reads."""
-    now = utcnow()
-    if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=5):
-        token.last_used_at = now
+    if api_token_touch_due(token):
+        token.last_used_at = utcnow()
