@@ -122,9 +122,7 @@ async def test_identities_added_by_token_trust(client, services, factory, acme):
     url = f"/api/v1/contacts/{contact['id']}/identities"
     by_agent = await client.post(url, headers=plain, json={"kind": "email", "value": "bo@x.org"})
     assert by_agent.status_code == 201 and by_agent.json()["verification"] == "agent"
-    verified = await client.post(
-        url, headers=trusted, json={"kind": "external", "value": "crm-77"}
-    )
+    verified = await client.post(url, headers=trusted, json={"kind": "external", "value": "crm-77"})
     assert verified.json()["verification"] == "verified"
     again = await client.post(url, headers=plain, json={"kind": "email", "value": "BO@x.org"})
     assert again.status_code == 201 and again.json()["id"] == by_agent.json()["id"]

@@ -22,7 +22,6 @@ from rapport.domain import events
 from rapport.domain.webhooks import actions, queries
 from rapport.domain.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookSubscription
 from rapport.lib import signatures
-from rapport.lib.clock import utcnow
 from rapport.lib.http import BlockedTarget, retry_after_seconds
 from rapport.services import Services
 from rapport.settings import Settings
@@ -123,9 +122,7 @@ async def _settle(
     settings = services.settings
     again = attempt.error is not None and retryable and job.attempts < settings.webhook_max_attempts
     if not again:
-        await actions.record_attempt(
-            session, delivery=delivery, attempt=attempt, next_attempt_at=None
-        )
+        await actions.record_attempt(session, delivery=delivery, attempt=attempt, retry_in=None)
         await outbox.complete(session, job.id)
         await actions.prune_deliveries(
             session,
@@ -134,12 +131,7 @@ async def _settle(
         )
         return
     delay = max(backoff_seconds(settings, job.attempts), retry_after or 0)
-    await actions.record_attempt(
-        session,
-        delivery=delivery,
-        attempt=attempt,
-        next_attempt_at=utcnow() + timedelta(seconds=delay),
-    )
+    await actions.record_attempt(session, delivery=delivery, attempt=attempt, retry_in=delay)
     await outbox.retry_later(
         session,
         job_id=job.id,

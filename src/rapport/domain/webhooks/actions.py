@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 from sqlalchemy import delete, select
@@ -204,9 +204,9 @@ async def record_attempt(
     *,
     delivery: WebhookDelivery,
     attempt: Attempt,
-    next_attempt_at: datetime | None,
+    retry_in: float | None,
 ) -> None:
-    """Log one attempt: succeeded, waiting for `next_attempt_at`, or given up (None)."""
+    """Log one attempt: succeeded, to be tried again in `retry_in` seconds, or given up (None)."""
     now = utcnow()
     delivery.attempts += 1
     delivery.last_attempt_at = now
@@ -216,12 +216,12 @@ async def record_attempt(
     if attempt.error is None:
         delivery.status = DeliveryStatus.succeeded
         delivery.next_attempt_at = None
-    elif next_attempt_at is None:
+    elif retry_in is None:
         delivery.status = DeliveryStatus.failed
         delivery.next_attempt_at = None
     else:
         delivery.status = DeliveryStatus.pending
-        delivery.next_attempt_at = next_attempt_at
+        delivery.next_attempt_at = now + timedelta(seconds=retry_in)
 
 
 async def give_up(session: AsyncSession, *, delivery: WebhookDelivery, reason: str) -> None:
