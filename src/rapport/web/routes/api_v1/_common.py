@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import Path
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from rapport.domain.errors import Forbidden
 from rapport.web.deps import Agent
@@ -17,6 +17,20 @@ PathId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 class ErrorRead(BaseModel):
     detail: str
+    field: str | None = Field(default=None, description="The input the message is about")
+
+
+class ValidationItem(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class InvalidRead(BaseModel):
+    """A 422: the request's shape (a list, one item per problem) or its meaning (a message)."""
+
+    detail: str | list[ValidationItem]
+    field: str | None = None
 
 
 def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
@@ -28,7 +42,11 @@ def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
         404: "Not found in your account",
         409: "It clashes with the current state",
     }
-    return {code: {"model": ErrorRead, "description": described[code]} for code in (401, *codes)}
+    answers: dict[int | str, dict[str, Any]] = {
+        code: {"model": ErrorRead, "description": described[code]} for code in (401, *codes)
+    }
+    answers[422] = {"model": InvalidRead, "description": "The input is not acceptable"}
+    return answers
 
 
 def require_admin(agent: Agent) -> None:
