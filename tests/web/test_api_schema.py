@@ -12,8 +12,8 @@ import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance
 from schemathesis.python import asgi
+from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance
 
 from rapport.domain import events
 from rapport.domain.agents.models import Role
