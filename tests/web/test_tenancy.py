@@ -10,11 +10,14 @@ from sqlalchemy import select
 from rapport.domain import events
 from rapport.domain.agents.actions import create_api_token
 from rapport.domain.agents.models import Role
+from rapport.domain.contacts.models import Identity
 from rapport.domain.conversations import actions
 from rapport.domain.conversations.actions import StoredFile
 from rapport.domain.conversations.models import Attachment, Conversation
 from rapport.domain.inboxes.actions import mark_inbound_failed, store_inbound
 from rapport.domain.inboxes.models import InboundEvent
+from rapport.domain.webhooks.actions import create_subscription
+from rapport.domain.webhooks.models import WebhookDelivery
 from tests.support.factory import login
 from tests.support.routes import all_routes
 
@@ -42,6 +45,9 @@ FORM = {
     "user_id": "1",
 }
 JSON_BODIES = {
+    "/identities": {"kind": "email", "value": "x@example.com"},
+    "/contacts/{contact_id}": {"name": "x"},
+    "/webhooks/{webhook_id}": {"active": False},
     "/messages": {"content": "hello", "private": True},
     "/status": {"status": "resolved"},
     "/assignment": {"assignee_id": None, "team_id": None},
@@ -71,12 +77,23 @@ async def ids_of_b(services, factory):
             ),
         )
         token, _plain = await create_api_token(session, user=admin, name="b")
+        subscription, _secret = await create_subscription(
+            session,
+            actor=admin,
+            url="https://globex.example/hook",
+            event_types=["message.created"],
+            box=services.box,
+        )
         await store_inbound(session, inbox=inbox, dedupe_key="k", body=b"{}", content_type="")
         await events.commit(session)
         inbound = await session.scalar(select(InboundEvent))
         await mark_inbound_failed(session, inbound=inbound, error="x")
         attachment = await session.scalar(select(Attachment))
         await events.commit(session)
+    await factory.receive(b, inbox, text="one more, for the webhook")
+    async with services.read_session() as session:
+        delivery = await session.scalar(select(WebhookDelivery))
+        identity = await session.scalar(select(Identity))
     return {
         "conversation_id": received.conversation.id,
         "message_id": note.id,
@@ -89,6 +106,9 @@ async def ids_of_b(services, factory):
         "inbound_id": inbound.id,
         "channel": "api",
         "token": "x",
+        "webhook_id": subscription.id,
+        "delivery_id": delivery.id,
+        "identity_id": identity.id,
     }
 
 
@@ -147,6 +167,7 @@ async def test_lists_never_show_another_accounts_rows(client, services, factory)
         "/settings/inboxes",
         "/settings/teams",
         "/settings/failures",
+        "/settings/webhooks",
     ]:
         page = await client.get(url)
         assert page.status_code == 200

@@ -29,6 +29,7 @@ from rapport.web.routes import (
     ops,
     profile,
     realtime,
+    settings_webhooks,
     typing,
     widget,
     widget_messages,
@@ -97,7 +98,7 @@ def create_app(
     modules = (ops, auth, inbox, contacts, profile, admin, files, hooks, realtime, api_v1, api_docs)
     for module in modules:
         app.include_router(module.router)
-    for module in (typing, widget, widget_messages, widget_socket):
+    for module in (settings_webhooks, typing, widget, widget_messages, widget_socket):
         app.include_router(module.router)
     # Demo and development only: the sandbox page and the fake providers it plays.
     app.state.sandbox = install_sandbox(app, settings)

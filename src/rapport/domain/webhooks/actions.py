@@ -115,11 +115,14 @@ async def update_subscription(
     description: str | None = None,
     active: bool | None = None,
 ) -> WebhookSubscription:
-    """Change what a subscription receives and where; fields left as None stay as they are."""
-    if url is not None:
-        subscription.url = _valid_url(url)
-    if event_types is not None:
-        subscription.event_types = _valid_types(event_types)
+    """Change what a subscription receives and where; fields left as None stay as they are.
+
+    Everything is checked before anything changes, so a refused edit leaves no trace."""
+    new_url = _valid_url(url) if url is not None else subscription.url
+    new_types = _valid_types(event_types) if event_types is not None else None
+    subscription.url = new_url
+    if new_types is not None:
+        subscription.event_types = new_types
     if description is not None:
         subscription.description = description.strip()[:200]
     if active is not None:
