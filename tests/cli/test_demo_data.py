@@ -47,3 +47,5 @@ async def test_the_demo_has_a_website_chat_and_every_sandbox_channel(client, ser
         assert f'href="/sandbox?inbox={by_channel[channel].id}"' in page.text
     token = by_channel["webchat"].public_token
     assert f'<script src="/widget.js" data-inbox="{token}" async>' in page.text
+    merges = await client.get("/contacts/merges")
+    assert "María García" in merges.text and "Maria Garcia" in merges.text

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from rapport.domain import events
 from rapport.domain.agents.actions import create_api_token
 from rapport.domain.agents.models import Role
+from rapport.domain.contacts import merge, suggestions
 from rapport.domain.contacts.models import Identity
 from rapport.domain.conversations import actions
 from rapport.domain.conversations.actions import StoredFile
@@ -43,6 +44,8 @@ FORM = {
     "email": "x@example.com",
     "password": "long enough password",
     "user_id": "1",
+    "survivor_id": "1",
+    "merged_id": "1",
 }
 JSON_BODIES = {
     "/identities": {"kind": "email", "value": "x@example.com"},
@@ -94,6 +97,7 @@ async def ids_of_b(services, factory):
     async with services.read_session() as session:
         delivery = await session.scalar(select(WebhookDelivery))
         identity = await session.scalar(select(Identity))
+    merge_id, suggestion_id = await _merge_and_suggestion(services, factory, b, inbox)
     return {
         "conversation_id": received.conversation.id,
         "message_id": note.id,
@@ -109,7 +113,30 @@ async def ids_of_b(services, factory):
         "webhook_id": subscription.id,
         "delivery_id": delivery.id,
         "identity_id": identity.id,
+        "merge_id": merge_id,
+        "suggestion_id": suggestion_id,
     }
+
+
+async def _merge_and_suggestion(services, factory, account, inbox):
+    """A merge of two of B's contacts, and a suggestion about two others."""
+    ids = [
+        (await factory.receive(account, inbox, external_id=f"b-{n}")).conversation.contact_id
+        for n in range(4)
+    ]
+    async with services.session() as session:
+        record = await merge.merge_contacts(
+            session, account_id=account.id, survivor_id=ids[0], merged_id=ids[1], actor_user_id=None
+        )
+        suggestion = await suggestions.suggest_pair(
+            session,
+            account_id=account.id,
+            contact_id=ids[2],
+            other_id=ids[3],
+            reasons=[suggestions.identity_reason("email", "b@globex.example")],
+        )
+        await events.commit(session)
+    return record.id, suggestion.id
 
 
 async def _call(client, route, method, url, headers):

@@ -26,6 +26,8 @@ app = typer.Typer(
 )
 user_app = typer.Typer(help="Manage users.", no_args_is_help=True)
 app.add_typer(user_app, name="user")
+contacts_app = typer.Typer(help="Work on contacts.", no_args_is_help=True)
+app.add_typer(contacts_app, name="contacts")
 
 DEMO_DATABASE = Path("var/demo.db")
 
@@ -277,6 +279,25 @@ async def _create_user(
             return user.id
     finally:
         await db.dispose()
+
+
+@contacts_app.command("suggest-merges")
+def contacts_suggest_merges(
+    account: Annotated[
+        str | None, typer.Option(help="Only this account (by name); every account otherwise.")
+    ] = None,
+) -> None:
+    """Look for duplicate contacts again and add merge suggestions for agents to review."""
+    from rapport.cli.contacts import suggest_merges_everywhere
+
+    settings = _settings()
+    result = _run(suggest_merges_everywhere(settings, account))
+    if account and result.accounts == 0:
+        fail(f"no account named {account!r}")
+    typer.echo(
+        f"scanned {result.contacts} contacts in {result.accounts} account(s); "
+        f"{result.suggestions} suggested merge(s) waiting for review"
+    )
 
 
 def main() -> None:

@@ -205,6 +205,18 @@ async def _seed(session: AsyncSession, box: SecretBox, public_url: str) -> None:
             [admin, *agents],
             [billing, technical],
         )
+    # The first customer again, from new addresses and without accents: a suggested merge.
+    await _customer(
+        session,
+        rng,
+        account,
+        inbox,
+        len(CUSTOMERS),
+        "Maria Garcia",
+        "Cafe Aurora",
+        [admin, *agents],
+        [billing, technical],
+    )
     # The website chat: the sandbox page (/sandbox) carries its widget, so a newcomer can be a
     # website visitor, then write from a phone as the same person.
     await create_inbox(

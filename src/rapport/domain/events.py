@@ -211,6 +211,67 @@ class ConsentChanged(DomainEvent):
         return self.contact_id
 
 
+class ContactsMerged(DomainEvent):
+    """An agent merged `merged_id` into `contact_id` (the survivor); `merge_id` can undo it."""
+
+    type: ClassVar[str] = "contact.merged"
+    audience: ClassVar[Audience] = Audience.account
+
+    contact_id: int
+    merged_id: int
+    merge_id: int
+
+    @property
+    def contact_ref(self) -> int | None:
+        return self.contact_id
+
+
+class ContactsUnmerged(DomainEvent):
+    """A merge was undone: `merged_id` is its own contact again, as it was."""
+
+    type: ClassVar[str] = "contact.unmerged"
+    audience: ClassVar[Audience] = Audience.account
+
+    contact_id: int
+    merged_id: int
+    merge_id: int
+
+    @property
+    def contact_ref(self) -> int | None:
+        return self.contact_id
+
+
+class MergeSuggested(DomainEvent):
+    """Two contacts may be one customer (a typed claim of a proven identity, a similar name)."""
+
+    type: ClassVar[str] = "contact.merge_suggested"
+    audience: ClassVar[Audience] = Audience.account
+
+    contact_id: int
+    other_contact_id: int
+    suggestion_id: int
+    score: int
+
+    @property
+    def contact_ref(self) -> int | None:
+        return self.contact_id
+
+
+class MergeDismissed(DomainEvent):
+    """An agent said a suggested pair are two customers; it is not suggested again."""
+
+    type: ClassVar[str] = "contact.merge_dismissed"
+    audience: ClassVar[Audience] = Audience.account
+
+    contact_id: int
+    other_contact_id: int
+    suggestion_id: int
+
+    @property
+    def contact_ref(self) -> int | None:
+        return self.contact_id
+
+
 class ContactDeleted(DomainEvent):
     """A contact was erased with its identities and conversations (a right-to-erasure request).
 
@@ -283,6 +344,10 @@ EVENT_TYPES: dict[str, type[DomainEvent]] = {
         ContactCreated,
         ContactUpdated,
         ConsentChanged,
+        ContactsMerged,
+        ContactsUnmerged,
+        MergeSuggested,
+        MergeDismissed,
         ContactDeleted,
         IdentityAdded,
         IdentityRemoved,

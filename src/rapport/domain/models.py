@@ -4,6 +4,7 @@ from rapport.db.base import Base
 from rapport.db.outbox import OutboxJob
 from rapport.domain.accounts.models import Account
 from rapport.domain.agents.models import ApiToken, Team, TeamMember, User
+from rapport.domain.contacts.merge_models import ContactMerge, MergeSuggestion
 from rapport.domain.contacts.models import Contact, Identity
 from rapport.domain.conversations.models import Attachment, Conversation, Message
 from rapport.domain.events import Event, EventCounter
@@ -18,6 +19,7 @@ __all__ = [
     "Attachment",
     "Base",
     "Contact",
+    "ContactMerge",
     "Conversation",
     "Event",
     "EventCounter",
@@ -25,6 +27,7 @@ __all__ = [
     "InboundEvent",
     "Inbox",
     "IntakeCursor",
+    "MergeSuggestion",
     "Message",
     "OutboxJob",
     "Team",

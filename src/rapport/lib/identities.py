@@ -19,13 +19,30 @@ def normalise_phone(value: str, default_region: str | None = None) -> str:
         raw = raw.removeprefix("whatsapp:")
     if raw.isdigit() and len(raw) > 10 and default_region is None:
         raw = "+" + raw  # providers like WhatsApp give international numbers without the plus
-    try:
-        number = phonenumbers.parse(raw, default_region)
-    except phonenumbers.NumberParseException as exc:
-        raise InvalidIdentity(f"not a phone number: {value!r}") from exc
+    number = _parse(raw, default_region)
+    if (number is None or not phonenumbers.is_valid_number(number)) and _bare_international(raw):
+        # Providers (Telegram's shared contact, some SMS gateways) give international numbers
+        # without the plus; read with the account's region they are not valid numbers.
+        international = _parse("+" + raw, None)
+        if international is not None and phonenumbers.is_valid_number(international):
+            number = international
+    if number is None:
+        raise InvalidIdentity(f"not a phone number: {value!r}")
     if not phonenumbers.is_possible_number(number):
         raise InvalidIdentity(f"not a possible phone number: {value!r}")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _parse(raw: str, region: str | None) -> phonenumbers.PhoneNumber | None:
+    try:
+        return phonenumbers.parse(raw, region)
+    except phonenumbers.NumberParseException:
+        return None
+
+
+def _bare_international(raw: str) -> bool:
+    """Digits only, long enough for a country code, and no national trunk prefix."""
+    return raw.isdigit() and len(raw) >= 8 and not raw.startswith("0")
 
 
 def normalise_email(value: str) -> str:

@@ -26,6 +26,7 @@ from rapport.web.routes import (
     files,
     hooks,
     inbox,
+    merges,
     ops,
     profile,
     realtime,
@@ -95,8 +96,21 @@ def create_app(
     )
     app.state.settings = settings
     errors.install(app)
-    modules = (ops, auth, inbox, contacts, profile, admin, files, hooks, realtime, api_v1, api_docs)
-    for module in modules:
+    # merges before contacts: its /contacts/merges must not be read as /contacts/{contact_id}.
+    for module in (
+        ops,
+        auth,
+        inbox,
+        merges,
+        contacts,
+        profile,
+        admin,
+        files,
+        hooks,
+        realtime,
+        api_v1,
+        api_docs,
+    ):
         app.include_router(module.router)
     for module in (settings_webhooks, typing, widget, widget_messages, widget_socket):
         app.include_router(module.router)

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from rapport.domain import events
 from rapport.domain.accounts.models import Account
 from rapport.domain.agents.models import User
+from rapport.domain.contacts import suggestions
 from rapport.domain.contacts.models import (
     TRUSTED_VERIFICATIONS,
     Contact,
@@ -79,10 +80,27 @@ async def resolve_contact(
         raise InvalidInput("a message needs at least one sender identity")
     try:
         async with session.begin_nested():
-            return await _resolve(session, account=account, claims=normalised, name=name)
+            resolved = await _resolve(session, account=account, claims=normalised, name=name)
     except IntegrityError:
         # A concurrent transaction created one of these identities first: resolve again.
-        return await _resolve(session, account=account, claims=normalised, name=name)
+        resolved = await _resolve(session, account=account, claims=normalised, name=name)
+    await _suggest(session, resolved)
+    return resolved
+
+
+async def _suggest(session: AsyncSession, resolved: ResolvedContact) -> None:
+    """Every caller of `resolve_contact` gets this: a refused claim becomes a merge suggestion
+    for an agent to review (the takeover guard), and a new contact is compared by name."""
+    contact = resolved.contact
+    if resolved.conflicts:
+        await suggestions.suggest_from_conflicts(
+            session,
+            account_id=contact.account_id,
+            contact_id=contact.id,
+            conflicts=resolved.conflicts,
+        )
+    if resolved.created:
+        await suggestions.suggest_similar(session, contact=contact)
 
 
 def _dedupe(claims: list[IdentityClaim]) -> list[IdentityClaim]:
@@ -174,6 +192,8 @@ async def update_contact(
     session: AsyncSession, *, contact: Contact, name: str | None = None, company: str | None = None
 ) -> Contact:
     """Edit the profile fields an agent may change."""
+    if contact.merged_into_id is not None:
+        raise Conflict("This contact was merged into another one; edit that one instead.")
     changed: list[str] = []
     if name is not None and name.strip() != contact.name:
         contact.name = name.strip()[:200]
@@ -188,6 +208,7 @@ async def update_contact(
             account_id=contact.account_id,
             event=events.ContactUpdated(contact_id=contact.id, fields=changed),
         )
+        await suggestions.suggest_similar(session, contact=contact)
     return contact
 
 

@@ -9,6 +9,7 @@ from starlette.responses import RedirectResponse, Response
 
 from rapport.domain import events
 from rapport.domain.contacts.actions import update_contact
+from rapport.domain.contacts.merge_queries import survivor_of
 from rapport.domain.contacts.queries import (
     conversations_of,
     get_contact,
@@ -45,6 +46,9 @@ async def contact_page(
     request: Request, contact_id: int, agent: CurrentAgent, session: DbSession
 ) -> Response:
     contact = await get_contact(session, account_id=agent.account.id, contact_id=contact_id)
+    if contact.merged_into_id is not None:
+        survivor = await survivor_of(session, contact=contact)
+        return RedirectResponse(f"/contacts/{survivor.id}", status_code=303)
     return render(
         request,
         "contacts/show.html",
