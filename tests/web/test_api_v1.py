@@ -268,3 +268,39 @@ async def test_bad_input_is_a_clear_422(client, services, factory, acme, url, bo
     assert response.json()["detail"][0]["msg"]
     huge = await client.get(f"/api/v1/contacts/{2**64}", headers=headers)
     assert huge.status_code == 422
+
+
+async def test_merge_then_unmerge_through_the_api(client, services, factory, acme):
+    headers = await api_headers(services, await factory.user(acme))
+    inbox = await factory.api_inbox(acme)
+    one = await factory.receive(acme, inbox, external_id="crm-1", text="first")
+    two = await factory.receive(acme, inbox, external_id="crm-2", text="second")
+    survivor, merged = one.conversation.contact_id, two.conversation.contact_id
+    done = await client.post(
+        f"/api/v1/contacts/{survivor}/merges", headers=headers, json={"merged_id": merged}
+    )
+    assert done.status_code == 201, done.text
+    record = done.json()
+    assert record["survivor_id"] == survivor and record["merged_id"] == merged
+    joined = (await client.get(f"/api/v1/contacts/{survivor}", headers=headers)).json()
+    assert sorted(i["value"] for i in joined["identities"]) == ["crm-1", "crm-2"]
+    gone = (await client.get(f"/api/v1/contacts/{merged}", headers=headers)).json()
+    assert gone["merged_into_id"] == survivor
+    listed = await client.get(f"/api/v1/contacts/{survivor}/merges", headers=headers)
+    assert [m["id"] for m in listed.json()] == [record["id"]]
+    twice = await client.post(
+        f"/api/v1/contacts/{survivor}/merges", headers=headers, json={"merged_id": merged}
+    )
+    assert twice.status_code == 409
+
+    undone = await client.post(f"/api/v1/merges/{record['id']}/unmerge", headers=headers)
+    assert undone.status_code == 200 and undone.json()["unmerged_at"] is not None
+    back = (await client.get(f"/api/v1/contacts/{merged}", headers=headers)).json()
+    assert back["merged_into_id"] is None
+    assert [i["value"] for i in back["identities"]] == ["crm-2"]
+    again = await client.post(f"/api/v1/merges/{record['id']}/unmerge", headers=headers)
+    assert again.status_code == 409
+    itself = await client.post(
+        f"/api/v1/contacts/{survivor}/merges", headers=headers, json={"merged_id": survivor}
+    )
+    assert itself.status_code == 422

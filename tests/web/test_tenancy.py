@@ -49,6 +49,7 @@ FORM = {
 }
 JSON_BODIES = {
     "/identities": {"kind": "email", "value": "x@example.com"},
+    "/merges": {"merged_id": 1},
     "/contacts/{contact_id}": {"name": "x"},
     "/webhooks/{webhook_id}": {"active": False},
     "/messages": {"content": "hello", "private": True},

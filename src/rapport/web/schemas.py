@@ -176,6 +176,22 @@ class ContactPageRead(BaseModel):
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page")
 
 
+class MergeCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    merged_id: Id = Field(description="The contact merged into this one (it survives)")
+
+
+class MergeRead(_Read):
+    id: int = Field(description="Pass to /merges/{merge_id}/unmerge to undo it")
+    survivor_id: int
+    merged_id: int
+    actor_user_id: int | None
+    created_at: datetime
+    unmerged_at: datetime | None
+    unmerged_by_user_id: int | None
+
+
 # --- outbound webhooks -------------------------------------------------------------------------
 
 

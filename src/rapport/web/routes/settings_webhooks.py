@@ -101,14 +101,20 @@ async def create_webhook(
     request: Request, agent: AdminAgent, session: DbSession, services: Svc
 ) -> Response:
     form = await request.form()
-    draft = {
-        "url": _text(form, "url", 2000),
-        "description": _text(form, "description", 200),
-        "event_types": _chosen(form),
-    }
+    url, description, chosen = (
+        _text(form, "url", 2000),
+        _text(form, "description", 200),
+        _chosen(form),
+    )
+    draft = {"url": url, "description": description, "event_types": chosen}
     try:
         subscription, secret = await actions.create_subscription(
-            session, actor=agent.user, box=services.box, **draft
+            session,
+            actor=agent.user,
+            box=services.box,
+            url=url,
+            description=description,
+            event_types=chosen,
         )
     except InvalidInput as exc:  # checked before anything was added: nothing to undo
         return await _list_page(request, agent, session, error=exc, draft=draft, status_code=422)
