@@ -304,3 +304,27 @@ async def test_merge_then_unmerge_through_the_api(client, services, factory, acm
         f"/api/v1/contacts/{survivor}/merges", headers=headers, json={"merged_id": survivor}
     )
     assert itself.status_code == 422
+
+
+async def test_an_admin_makes_a_trusted_token_on_the_profile_page(client, services, factory, acme):
+    import re
+
+    from rapport.domain.agents.models import ApiToken
+    from tests.support.factory import login
+
+    admin = await factory.user(acme, role=Role.admin)
+    csrf = await login(client, admin)
+    page = await client.post(
+        "/profile/tokens", data={"csrf_token": csrf, "name": "backend", "trusted": "true"}
+    )
+    plain = re.search(r"rpt_[A-Za-z0-9_-]+", page.text).group(0)
+    async with services.read_session() as session:
+        token = await session.scalar(select(ApiToken))
+    assert token.trusted is True
+    headers = {"Authorization": f"Bearer {plain}"}
+    made = await client.post(
+        "/api/v1/contacts",
+        headers=headers,
+        json={"identities": [{"kind": "email", "value": "v@x.org"}]},
+    )
+    assert made.json()["identities"][0]["verification"] == "verified"
