@@ -86,7 +86,7 @@ async def test_contact_create_read_update_search_and_page(client, services, fact
             break
     assert len(seen) == 4 and len(set(seen)) == 4
     bad = await client.get("/api/v1/contacts", headers=headers, params={"cursor": "nonsense"})
-    assert bad.status_code == 422 and "cursor" in bad.json()["detail"]
+    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["query", "cursor"]
 
 
 async def test_lookup_normalises_the_value_like_an_arriving_message(
@@ -328,3 +328,14 @@ async def test_an_admin_makes_a_trusted_token_on_the_profile_page(client, servic
         json={"identities": [{"kind": "email", "value": "v@x.org"}]},
     )
     assert made.json()["identities"][0]["verification"] == "verified"
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    ["1e400:1", "9" * 30 + ":1", "1.000000:" + "9" * 30, "-5:1", "nan:1", ":", "1:"],
+)
+async def test_forged_cursors_are_422_not_a_crash(client, services, factory, acme, cursor):
+    headers = await api_headers(services, await factory.user(acme))
+    for url in ("/api/v1/contacts", "/api/v1/conversations"):
+        response = await client.get(url, headers=headers, params={"cursor": cursor})
+        assert response.status_code == 422, (url, cursor)

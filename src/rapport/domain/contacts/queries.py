@@ -103,9 +103,12 @@ def _parse_contact_cursor(cursor: str | None) -> tuple[datetime, int] | None:
         return None
     stamp, _, ident = cursor.partition(":")
     try:
-        return datetime.fromtimestamp(float(stamp), tz=UTC), int(ident)
+        when, after_id = datetime.fromtimestamp(float(stamp), tz=UTC), int(ident)
     except (ValueError, OverflowError, OSError) as exc:
         raise InvalidInput("the cursor is not one this API gave out", field="cursor") from exc
+    if not 0 < after_id < 2**63:
+        raise InvalidInput("the cursor is not one this API gave out", field="cursor")
+    return when, after_id
 
 
 async def contact_page(

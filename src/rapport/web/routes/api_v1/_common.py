@@ -15,6 +15,10 @@ from rapport.web.schemas import MAX_ID
 PathId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 
+# Page cursors the API hands out: "<unix seconds with 6 decimals>:<id>".
+CURSOR_PATTERN = r"^[0-9]{1,12}\.[0-9]{6}:[0-9]{1,18}$"
+
+
 class ErrorRead(BaseModel):
     detail: str
     field: str | None = Field(default=None, description="The input the message is about")

@@ -17,7 +17,7 @@ from rapport.domain.contacts import actions, queries
 from rapport.domain.contacts.models import Contact, Identity, IdentityKind, Verification
 from rapport.domain.ports import IdentityClaim
 from rapport.web.deps import Agent, ApiAgent, DbSession
-from rapport.web.routes.api_v1._common import PathId, errors, require_supervisor
+from rapport.web.routes.api_v1._common import CURSOR_PATTERN, PathId, errors, require_supervisor
 from rapport.web.schemas import (
     ContactCreate,
     ContactPageRead,
@@ -53,7 +53,7 @@ async def list_contacts(
     agent: ApiAgent,
     session: DbSession,
     q: Annotated[Text, Query(max_length=200, description="Name, company or identity")] = "",
-    cursor: Annotated[Text | None, Query(max_length=64)] = None,
+    cursor: Annotated[Text | None, Query(max_length=64, pattern=CURSOR_PATTERN)] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 25,
 ) -> ContactPageRead:
     page = await queries.contact_page(

@@ -20,7 +20,7 @@ from rapport.domain.conversations.queries import (
 )
 from rapport.domain.inboxes.queries import get_inbox
 from rapport.web.deps import ApiAgent, DbSession
-from rapport.web.routes.api_v1._common import PathId, errors
+from rapport.web.routes.api_v1._common import CURSOR_PATTERN, PathId, errors
 from rapport.web.schemas import (
     MAX_ID,
     AssignmentUpdate,
@@ -54,7 +54,7 @@ async def conversations(
     team_id: QueryId = None,
     contact_id: QueryId = None,
     channel: Annotated[str | None, Query(max_length=16, description="e.g. sms, email")] = None,
-    cursor: Annotated[str | None, Query(max_length=64, pattern=r"^[0-9.]+:[0-9]+$")] = None,
+    cursor: Annotated[str | None, Query(max_length=64, pattern=CURSOR_PATTERN)] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 25,
 ) -> ConversationPageRead:
     """Conversations you may see, most recent activity first, with the filters combined."""
