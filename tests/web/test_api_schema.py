@@ -3,12 +3,13 @@ and every answer (errors included) has a documented status and matches its docum
 
 The app runs in-process (Schemathesis's ASGI client, with the app's own lifespan) against this
 test's database, called with a valid admin token. Each operation gets a bounded number of
-generated cases, half of them aimed at real objects of the account (so updates, deletes and
-posts reach the domain, not just the 404 of a random id).
+generated cases, valid and deliberately invalid ones, half of them aimed at real objects of the
+account (so updates, deletes and posts reach the domain, not just the 404 of a random id).
 """
 
 import pytest
 import schemathesis
+from schemathesis import GenerationMode
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
@@ -60,14 +61,18 @@ def test_generated_calls_to_every_operation_find_no_server_error(settings_, seed
             _fuzz(operation, ids, headers, failures)
     finally:
         asgi.shutdown_lifespans()
-    assert failures == []
+    assert failures == [], "\n\n".join(failures)
 
 
 def _fuzz(operation, ids, headers, failures):
     aimed = {name: ids[name] for name in _path_names(operation) if name in ids}
-    strategy = operation.as_strategy()
+    # Valid requests and deliberately invalid ones (wrong types, missing fields, bad formats).
+    strategies = [operation.as_strategy(mode) for mode in GenerationMode]
     if aimed:
-        strategy = st.one_of(strategy, operation.as_strategy(path_parameters=aimed))
+        strategies += [
+            operation.as_strategy(mode, path_parameters=aimed) for mode in GenerationMode
+        ]
+    strategy = st.one_of(*strategies)
 
     @given(case=strategy)
     @settings(

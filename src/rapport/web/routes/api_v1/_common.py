@@ -38,7 +38,7 @@ class InvalidRead(BaseModel):
 
 
 def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI `responses` for the error answers a route gives (401 always)."""
+    """OpenAPI `responses` for the error answers a route gives (400, 401 and 422 always)."""
     described = {
         400: "The request is malformed",
         401: "A valid API token is required",
@@ -47,7 +47,7 @@ def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
         409: "It clashes with the current state",
     }
     answers: dict[int | str, dict[str, Any]] = {
-        code: {"model": ErrorRead, "description": described[code]} for code in (401, *codes)
+        code: {"model": ErrorRead, "description": described[code]} for code in (400, 401, *codes)
     }
     answers[422] = {"model": InvalidRead, "description": "The input is not acceptable"}
     return answers
