@@ -192,6 +192,24 @@ class MergeRead(_Read):
     unmerged_by_user_id: int | None
 
 
+# --- segments ----------------------------------------------------------------------------------
+
+
+class SegmentRead(_Read):
+    id: int
+    name: str
+    description: str
+    filters: dict[str, Any] = Field(description="The saved filter (conditions over contacts)")
+    created_at: datetime
+    updated_at: datetime
+
+
+class SegmentContactsRead(BaseModel):
+    count: int = Field(description="How many contacts are in the segment now")
+    items: list[ContactRead]
+    next_offset: int | None = Field(description="Pass as `offset` for the next page")
+
+
 # --- outbound webhooks -------------------------------------------------------------------------
 
 

@@ -34,10 +34,10 @@ router = APIRouter(tags=["contacts"])
 
 async def _read(session: AsyncSession, contact: Contact) -> ContactRead:
     identities = await queries.identities_of(session, contact.id)
-    return _with(contact, identities)
+    return contact_read(contact, identities)
 
 
-def _with(contact: Contact, identities: Sequence[Identity]) -> ContactRead:
+def contact_read(contact: Contact, identities: Sequence[Identity]) -> ContactRead:
     data = {c: getattr(contact, c) for c in ContactRead.model_fields if c != "identities"}
     return ContactRead(**data, identities=[IdentityRead.model_validate(i) for i in identities])
 
@@ -61,7 +61,7 @@ async def list_contacts(
     )
     identities = await queries.identities_by_contact(session, [c.id for c in page.items])
     return ContactPageRead(
-        items=[_with(c, identities[c.id]) for c in page.items],
+        items=[contact_read(c, identities[c.id]) for c in page.items],
         next_cursor=page.next_cursor,
     )
 
