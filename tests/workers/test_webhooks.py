@@ -226,3 +226,18 @@ async def test_old_finished_deliveries_are_pruned(client, services, factory, wor
         await worker.drain()
     rows = await _deliveries(services)
     assert old.id not in [r.id for r in rows] and len(rows) == 1
+
+
+async def test_a_subscription_hears_only_its_own_account(client, services, factory, worker, setup):
+    account, inbox, headers = setup
+    globex = await factory.account("Globex")
+    globex_inbox = await factory.api_inbox(globex)
+    receiver = WebhookReceiver()
+    async with serve(receiver.app()) as base:
+        await _subscribe(client, headers, f"{base}/hook", types=["message.created"])
+        await factory.receive(globex, globex_inbox, text="Globex secret plans")
+        await factory.receive(account, inbox, text="ours")
+        await worker.drain()
+    [call] = receiver.calls
+    assert json.loads(call.body)["account_id"] == account.id
+    assert b"Globex" not in call.body
