@@ -11,8 +11,10 @@ import jwt
 import pytest
 from sqlalchemy import select
 
-from rapport.domain.contacts.models import Contact, Identity
+from rapport.domain.contacts.merge_models import MergeSuggestion
+from rapport.domain.contacts.models import Contact, Identity, IdentityKind, Verification
 from rapport.domain.conversations.models import Message
+from rapport.domain.ports import IdentityClaim
 from rapport.web.sandbox.providers.telegram import update_call
 from rapport.web.sandbox.providers.twilio import call_params, message_params, new_sid, signed
 from tests.conftest import make_settings
@@ -199,3 +201,44 @@ async def test_one_email_by_the_email_channel_the_widget_and_the_api_is_one_cont
     assert emails == [("ana@example.com", "provider")]
     assert {i.kind for i in identities} == {"email", "external", "webchat"}
     assert sorted(channels) == ["api", "email", "webchat"]
+
+
+async def test_unauthenticated_mail_from_a_proven_address_is_one_claimant_not_one_per_mail(
+    client, services, factory, worker, settings
+):
+    """Mail whose sender cannot be authenticated never joins the customer holding the address
+    with proof; it gets one contact of its own (not one per mail) and a suggested merge."""
+    account = await factory.account()
+    await email_inbox(factory, account)
+    api = await factory.api_inbox(account)
+    owner = await factory.receive(
+        account,
+        api,
+        text="Private: my IBAN is ES91 2100 0418 4502 0005 1332",
+        claims=(IdentityClaim(IdentityKind.email, "ana@example.com", Verification.verified),),
+    )
+    async with listening(services, settings.smtp_listen_port):
+        for n in (1, 2):
+            raw = (
+                _mail("Ana@Example.com")
+                .replace(b"order-1@", f"spoof-{n}@".encode())
+                .replace(
+                    b"Authentication-Results: mx.support.example.com; dmarc=pass", b"X-Note: none"
+                )
+            )
+            await send_mail(
+                settings.smtp_listen_port,
+                raw,
+                sender="x@elsewhere.example",
+                recipients=[SUPPORT_ADDRESS],
+            )
+    await worker.drain()
+    async with services.read_session() as session:
+        mails = (await session.scalars(select(Message).where(Message.channel == "email"))).all()
+        conversations = {m.conversation_id for m in mails}
+        [suggestion] = (await session.scalars(select(MergeSuggestion))).all()
+        [email] = (await session.scalars(select(Identity).where(Identity.kind == "email"))).all()
+    assert len(mails) == 2 and len(conversations) == 1
+    assert owner.conversation.id not in conversations
+    assert email.contact_id == owner.conversation.contact_id
+    assert owner.conversation.contact_id in {suggestion.contact_id, suggestion.other_contact_id}

@@ -46,6 +46,7 @@ async def test_review_merge_redirect_and_unmerge(client, services, factory):
 
     listing = await client.get("/contacts")
     assert 'href="/contacts/merges"' in listing.text
+    assert (await client.get("/contacts/merges/count")).text == "1"
     page = await client.get("/contacts/merges")
     assert page.status_code == 200
     assert "Similar name" in page.text and "+34 612 34 56 78" in page.text
@@ -69,6 +70,7 @@ async def test_review_merge_redirect_and_unmerge(client, services, factory):
     survivor_page = await client.get(f"/contacts/{phone_id}")
     assert "ana@acme.example" in survivor_page.text
     assert (await client.get("/contacts/merges")).text.count("data-suggestion=") == 0
+    assert (await client.get("/contacts/merges/count")).text == ""
 
     panel = await client.get(f"/contacts/{phone_id}/merges")
     [merge_id] = re.findall(r'action="/contacts/merged/(\d+)/undo"', panel.text)

@@ -5,8 +5,10 @@ who holds it with proof, the visitor sees nothing of that customer's history, an
 a merge suggestion to decide on instead.
 """
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
+from rapport.domain import events
+from rapport.domain.contacts import merge
 from rapport.domain.contacts.merge_models import MergeSuggestion
 from rapport.domain.contacts.models import Identity, IdentityKind, Verification
 from rapport.domain.ports import IdentityClaim
@@ -99,3 +101,39 @@ async def test_a_proven_user_id_with_someone_elses_email_keeps_the_email_a_claim
         owner.conversation.contact_id,
         proven.contact_id,
     }
+
+
+async def test_a_rescan_finds_what_visitors_typed_before_suggestions_existed(
+    client, services, factory
+):
+    """Data from before suggestions: the claim is still on the visitor's session."""
+    account = await factory.account(default_region="ES")
+    api = await factory.api_inbox(account)
+    owner = await factory.receive(
+        account,
+        api,
+        claims=(IdentityClaim(IdentityKind.phone, "+34612000111", Verification.provider),),
+    )
+    inbox = await widget_inbox(services, account)
+    visitor = Visitor(client, inbox)
+    await visitor.start()
+    await visitor.post("/details", json={"name": "Someone", "phone": "612 000 111"})
+    async with services.session() as session:
+        await session.execute(delete(MergeSuggestion))
+        await events.commit(session)
+        visit = await session.scalar(select(VisitorSession))
+        visitor_contact_id = await session.scalar(
+            select(Identity.contact_id).where(Identity.value == visit.visitor_id)
+        )
+    found = await _suggest(services, account.id, visitor_contact_id)
+    assert [(s.score, s.reasons) for s in found] == [
+        (90, [{"code": "same_phone", "kind": "phone", "value": "+34612000111"}])
+    ]
+    assert owner.conversation.contact_id in {found[0].contact_id, found[0].other_contact_id}
+
+
+async def _suggest(services, account_id, contact_id):
+    async with services.session() as session:
+        found = await merge.suggest_merges(session, account_id=account_id, contact_id=contact_id)
+        await events.commit(session)
+        return found

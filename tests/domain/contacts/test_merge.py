@@ -386,3 +386,25 @@ async def test_the_merged_contacts_other_suggestions_carry_over_to_the_survivor(
         queue = await review_queue(session, account_id=account.id)
     assert [(p.left.contact.id, p.right.contact.id) for p in queue] == [(survivor_id, third_id)]
     assert queue[0].suggestion.reasons[0]["value"] == "boss@acme.example"
+
+
+async def test_rows_already_loaded_in_the_session_follow_the_merge(services, factory):
+    """A caller (the JSON API) may hold the rows it read before merging in the same session."""
+    account, _inbox, survivor_id, merged_id = await two_customers(services, factory)
+    async with services.session() as session:
+        loaded = list(
+            await session.scalars(select(Identity).where(Identity.contact_id == merged_id))
+        )
+        record = await merge.merge_contacts(
+            session,
+            account_id=account.id,
+            survivor_id=survivor_id,
+            merged_id=merged_id,
+            actor_user_id=None,
+        )
+        assert [i.contact_id for i in loaded] == [survivor_id]
+        await merge.unmerge_contacts(
+            session, account_id=account.id, merge_id=record.id, actor_user_id=None
+        )
+        assert [i.contact_id for i in loaded] == [merged_id]
+        await events.commit(session)

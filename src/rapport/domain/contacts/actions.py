@@ -124,6 +124,11 @@ async def _resolve(
         ),
         None,
     )
+    if contact_id is None and all((c.kind, c.value) in existing for c in claims):
+        # Every claim was refused: the same refused claim again is the same claimant.
+        contact_id = await suggestions.earlier_claimant(
+            session, account_id=account.id, holders=[existing[(c.kind, c.value)] for c in claims]
+        )
     created = contact_id is None
     if contact_id is None:
         contact = Contact(account_id=account.id, name=name.strip()[:200])

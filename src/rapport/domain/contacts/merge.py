@@ -205,12 +205,7 @@ async def _move(
     """Point every row of `model` at `to_id` instead of `from_id`; returns the ids moved."""
     ids = sorted(await session.scalars(select(model.id).where(column == from_id)))
     for chunk in _chunks(ids):
-        await session.execute(
-            update(model)
-            .where(model.id.in_(chunk))
-            .values({column.key: to_id})
-            .execution_options(synchronize_session=False)
-        )
+        await session.execute(update(model).where(model.id.in_(chunk)).values({column.key: to_id}))
     return ids
 
 
@@ -227,7 +222,6 @@ async def _move_back(
             update(model)
             .where(model.id.in_(chunk), column == survivor.id)
             .values({column.key: merged.id})
-            .execution_options(synchronize_session=False)
         )
 
 
@@ -240,7 +234,6 @@ async def _events_of_conversations_back(
             update(Event)
             .where(Event.conversation_id.in_(chunk), Event.contact_id == survivor.id)
             .values(contact_id=merged.id)
-            .execution_options(synchronize_session=False)
         )
 
 
@@ -324,12 +317,16 @@ async def _contact(session: AsyncSession, account_id: int, contact_id: int) -> C
 async def _lock_pair(
     session: AsyncSession, account_id: int, first_id: int, second_id: int
 ) -> tuple[Contact, Contact]:
-    """Both contacts, row-locked in id order (as `receive_message` locks a contact)."""
+    """Both contacts, row-locked in id order against `receive_message`'s lock of a contact.
+
+    FOR NO KEY UPDATE: other transactions' foreign-key checks (an event naming the contact)
+    must not wait on us while we wait for the event counter they hold.
+    """
     rows = await session.scalars(
         select(Contact)
         .where(Contact.id.in_([first_id, second_id]), Contact.account_id == account_id)
         .order_by(Contact.id)
-        .with_for_update()
+        .with_for_update(key_share=True)
         .execution_options(populate_existing=True)
     )
     found = {c.id: c for c in rows}

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -35,12 +35,9 @@ class SuggestedPair:
     right: Side
 
 
-async def review_queue(
-    session: AsyncSession, *, account_id: int, contact_id: int | None = None, limit: int = 50
-) -> list[SuggestedPair]:
-    """Pending suggestions whose contacts are both still their own, best score first."""
+def _reviewable(account_id: int) -> Select[MergeSuggestion, Contact, Contact]:
     left, right = aliased(Contact), aliased(Contact)
-    query = (
+    return (
         select(MergeSuggestion, left, right)
         .join(left, left.id == MergeSuggestion.contact_id)
         .join(right, right.id == MergeSuggestion.other_contact_id)
@@ -51,6 +48,19 @@ async def review_queue(
             right.merged_into_id.is_(None),
         )
     )
+
+
+async def pending_count(session: AsyncSession, *, account_id: int) -> int:
+    """How many suggestions wait for review (the number next to the link)."""
+    query = _reviewable(account_id).with_only_columns(func.count(MergeSuggestion.id))
+    return int(await session.scalar(query) or 0)
+
+
+async def review_queue(
+    session: AsyncSession, *, account_id: int, contact_id: int | None = None, limit: int = 50
+) -> list[SuggestedPair]:
+    """Pending suggestions whose contacts are both still their own, best score first."""
+    query = _reviewable(account_id)
     if contact_id is not None:
         query = query.where(
             or_(

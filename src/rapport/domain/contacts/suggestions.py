@@ -184,6 +184,62 @@ async def suggest_from_conflicts(
     return found
 
 
+async def earlier_claimant(
+    session: AsyncSession, *, account_id: int, holders: Sequence[Identity]
+) -> int | None:
+    """The contact an earlier message with exactly these refused claims made, if still alone.
+
+    An email whose sender could not be authenticated, from an address another contact holds
+    with proof, gets a contact of its own with no identity; without this every such email would
+    start yet another contact. A claimant is reused only while it holds no identity at all
+    (so never a widget visitor, who has their own) and was not merged.
+    """
+    wanted = {(h.kind, h.value) for h in holders}
+    owners = {h.contact_id for h in holders}
+    # Two such mails processed at once must find the same claimant: the first to lock the
+    # holder makes it, the second sees it once the first commits. FOR NO KEY UPDATE, so that
+    # other transactions' foreign-key checks on the holder (their events) are not blocked.
+    await session.execute(
+        select(Contact.id)
+        .where(Contact.id.in_(sorted(owners)))
+        .order_by(Contact.id)
+        .with_for_update(key_share=True)
+    )
+    rows = await session.scalars(
+        select(MergeSuggestion)
+        .where(
+            MergeSuggestion.account_id == account_id,
+            MergeSuggestion.status != SuggestionStatus.accepted,
+            or_(
+                MergeSuggestion.contact_id.in_(owners),
+                MergeSuggestion.other_contact_id.in_(owners),
+            ),
+        )
+        .order_by(MergeSuggestion.id.desc())
+        .limit(20)
+    )
+    for suggestion in rows:
+        claimant = (
+            suggestion.contact_id
+            if suggestion.other_contact_id in owners
+            else suggestion.other_contact_id
+        )
+        named = {(r.get("kind"), r.get("value")) for r in suggestion.reasons}
+        if claimant not in owners and wanted <= named and await _alone(session, claimant):
+            return claimant
+    return None
+
+
+async def _alone(session: AsyncSession, contact_id: int) -> bool:
+    contact = await session.get(Contact, contact_id)
+    if contact is None or contact.merged_into_id is not None:
+        return False
+    held = await session.scalar(
+        select(Identity.id).where(Identity.contact_id == contact_id).limit(1)
+    )
+    return held is None
+
+
 async def suggest_similar(session: AsyncSession, *, contact: Contact) -> None:
     """On creation and on a name or company change: compare names (free without a company)."""
     await _suggest_found(session, contact, await _name_matches(session, contact))

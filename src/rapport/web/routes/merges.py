@@ -9,7 +9,7 @@ from starlette.responses import RedirectResponse, Response
 
 from rapport.domain import events
 from rapport.domain.contacts import merge
-from rapport.domain.contacts.merge_queries import merges_into, review_queue
+from rapport.domain.contacts.merge_queries import merges_into, pending_count, review_queue
 from rapport.domain.contacts.queries import get_contact, search_contacts
 from rapport.web.deps import CurrentAgent, DbSession
 from rapport.web.templating import render
@@ -31,6 +31,13 @@ async def suggested_merges(
         focus = await get_contact(session, account_id=agent.account.id, contact_id=contact_id)
     pairs = await review_queue(session, account_id=agent.account.id, contact_id=contact_id)
     return render(request, "contacts/merges.html", {"pairs": pairs, "focus": focus})
+
+
+@router.get("/merges/count")
+async def suggested_count(agent: CurrentAgent, session: DbSession) -> Response:
+    """The number shown next to the link on the contacts list (empty when none)."""
+    count = await pending_count(session, account_id=agent.account.id)
+    return Response(str(count) if count else "", media_type="text/plain")
 
 
 @router.post("/merges/{suggestion_id}/accept")
