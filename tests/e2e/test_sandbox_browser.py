@@ -94,8 +94,14 @@ async def _open_conversation(inbox: Page, name: str) -> None:
     await inbox.wait_for_selector("#live-status.live")
 
 
+async def _choose_inbox(inbox: Page, inbox_id: int) -> None:
+    """Pick the reply route on that inbox (a route is `inbox id:identity id`)."""
+    option = inbox.locator(f"#reply-route option[data-inbox-id='{inbox_id}']").first
+    await inbox.select_option("#reply-route", await option.get_attribute("value"))
+
+
 async def _answer(inbox: Page, route_id: int, text: str) -> None:
-    await inbox.select_option("#reply-route", str(route_id))
+    await _choose_inbox(inbox, route_id)
     await inbox.fill("#reply-text", text)
     await inbox.keyboard.press("Control+Enter")
 
@@ -129,9 +135,9 @@ async def test_an_sms_conversation_played_in_the_sandbox(db_url, tmp_path, chrom
             await inbox.wait_for_selector("#timeline >> text=charged twice")
             await inbox.wait_for_selector("#timeline >> text=os llegó la foto")
             await inbox.wait_for_selector("#timeline .call-record >> text=Answered")
-            voice = inbox.locator(f"#reply-route option[value='{inboxes['voice'].id}']")
+            voice = inbox.locator(f"#reply-route option[data-inbox-id='{inboxes['voice'].id}']")
             assert await voice.is_disabled()  # a call cannot carry a written reply
-            await inbox.select_option("#reply-route", str(inboxes["sms"].id))
+            await _choose_inbox(inbox, inboxes["sms"].id)
             route = await inbox.locator("#reply-route option:checked").inner_text()
             assert "+34610000000" in route
             await _answer(

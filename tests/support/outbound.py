@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from rapport.channels.registry import adapter_for
+from rapport.db.outbox import OutboxJob
 from rapport.domain import events
 from rapport.domain.accounts.models import Account
 from rapport.domain.agents.models import User
@@ -84,3 +85,17 @@ def status_call(
         error_code=error_code,
     )
     return signed(url, TWILIO_TOKEN, params)
+
+
+async def claimed_deliveries(services) -> int:
+    """How many `message.deliver` jobs a worker holds right now (claimed, lease running)."""
+    async with services.read_session() as session:
+        return await session.scalar(
+            select(func.count())
+            .select_from(OutboxJob)
+            .where(
+                OutboxJob.kind == actions.DELIVER_JOB,
+                OutboxJob.locked_by.is_not(None),
+                OutboxJob.attempts == 1,
+            )
+        )

@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -26,6 +27,28 @@ from sqlalchemy.pool import NullPool
 from rapport.settings import async_database_url
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+# SQLSTATE classes that say the database is not there right now, rather than that the query is
+# wrong: 08 connection exception, 57P operator intervention (shutdown, crash, starting up).
+UNAVAILABLE_SQLSTATES = ("08", "57P")
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """True when `exc` means the database cannot serve us right now (restarting, failing over,
+    or SQLite still locked after the busy timeout): worth a 503 and a retry, not a 500.
+
+    The pool's pre-ping and the worker's retries recover by themselves once it is back.
+    """
+    if isinstance(exc, ConnectionError):  # asyncpg lets the socket's error through on connect
+        return True
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    sqlstate = getattr(exc.orig, "sqlstate", None) or ""
+    if sqlstate.startswith(UNAVAILABLE_SQLSTATES):
+        return True
+    return isinstance(exc, OperationalError) and "database is locked" in str(exc.orig)
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:

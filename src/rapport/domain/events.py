@@ -171,6 +171,30 @@ class ChannelSwitched(ConversationEvent):
     from_inbox_id: int | None
 
 
+class ConversationMerged(ConversationEvent):
+    """`source_id`'s messages and events moved into `target_id`; the source is closed.
+
+    Recorded twice: on the target (what arrived) and on the source (where it went)."""
+
+    type: ClassVar[str] = "conversation.merged"
+
+    source_id: int
+    target_id: int
+    moved_messages: int
+
+
+class ConversationSplit(ConversationEvent):
+    """Selected messages of `source_id` moved into the new conversation `target_id`.
+
+    Recorded on both conversations, like a merge."""
+
+    type: ClassVar[str] = "conversation.split"
+
+    source_id: int
+    target_id: int
+    message_ids: list[int]
+
+
 class ContactCreated(DomainEvent):
     type: ClassVar[str] = "contact.created"
     audience: ClassVar[Audience] = Audience.account
@@ -341,6 +365,8 @@ EVENT_TYPES: dict[str, type[DomainEvent]] = {
         ConversationAssigned,
         ConversationStatusChanged,
         ChannelSwitched,
+        ConversationMerged,
+        ConversationSplit,
         ContactCreated,
         ContactUpdated,
         ConsentChanged,
@@ -419,10 +445,19 @@ class _Pending:
 
 
 def record(
-    session: AsyncSession, *, account_id: int, event: DomainEvent, actor_user_id: int | None = None
+    session: AsyncSession,
+    *,
+    account_id: int,
+    event: DomainEvent,
+    actor_user_id: int | None = None,
+    at: datetime | None = None,
 ) -> None:
-    """Append an event to the current transaction; it is numbered and written at commit."""
-    session.info.setdefault(PENDING_KEY, []).append(_Pending(account_id, event, actor_user_id))
+    """Append an event to the current transaction; it is numbered and written at commit.
+
+    `at` dates the event like the change it explains (a channel switch takes its message's
+    time, so the timeline shows it just before that message)."""
+    pending = _Pending(account_id, event, actor_user_id, at or utcnow())
+    session.info.setdefault(PENDING_KEY, []).append(pending)
 
 
 def add_after_commit_hook(session: AsyncSession, hook: AfterCommitHook) -> None:

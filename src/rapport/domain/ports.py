@@ -137,12 +137,25 @@ class ProviderReceipt:
 
 
 class SendError(Exception):
-    """A send that did not go out. `retryable` errors are tried again with backoff."""
+    """A send that did not go out. `retryable` errors are tried again with backoff.
 
-    def __init__(self, message: str, *, retryable: bool, retry_after: float | None = None):
+    `not_sent` says the provider certainly did not take the message (it refused the call, or
+    the connection was never made), so the next attempt is not in doubt. Leave it False when
+    the call may have been accepted (a timeout, a cut connection).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool,
+        retry_after: float | None = None,
+        not_sent: bool = False,
+    ):
         super().__init__(message)
         self.retryable = retryable
         self.retry_after = retry_after
+        self.not_sent = not_sent
 
 
 @dataclass(frozen=True)

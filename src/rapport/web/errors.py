@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
+import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 
+from rapport.db.engine import database_unavailable
 from rapport.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from rapport.web.deps import AdminRequired, ApiAuthFailed, LoginRequired
 from rapport.web.i18n import N_
@@ -80,7 +83,29 @@ async def _http(request: Request, exc: Exception) -> Response:
     return _error(request, exc.status_code, str(exc.detail))
 
 
+# How long a client should wait before trying again while the database is away.
+UNAVAILABLE_RETRY_AFTER_SECONDS = 5
+
+log = structlog.get_logger(__name__)
+
+
+async def _unavailable(request: Request, exc: Exception) -> Response:
+    """The database is restarting or failing over: a 503 the caller retries, not a 500.
+
+    Providers retry webhooks they get no 2xx for, so nothing is lost; browsers and API clients
+    get a clear answer instead of a traceback. Any other database error is a bug: re-raised.
+    """
+    if not database_unavailable(exc):
+        raise exc
+    log.warning("web.database_unavailable", path=request.url.path, error=str(exc)[:200])
+    response = _error(request, 503, N_("Rapport is briefly unavailable. Try again in a moment."))
+    response.headers["Retry-After"] = str(UNAVAILABLE_RETRY_AFTER_SECONDS)
+    return response
+
+
 HANDLERS: dict[type[Exception], object] = {
+    DBAPIError: _unavailable,
+    ConnectionError: _unavailable,
     LoginRequired: _login,
     ApiAuthFailed: _api_auth,
     AdminRequired: _domain,

@@ -3,7 +3,8 @@
 queued -> sending (committed before the provider call) -> sent(provider id). A crash after the
 provider accepted the message but before `sent` was recorded leaves the job's lease to expire;
 the retry carries the same idempotency key, so the provider (or the integration) drops the
-second copy.
+second copy. An attempt still `sending` is "in doubt" for the next one (`_delivery_metadata`);
+a refusal that certainly sent nothing (`SendError.not_sent`) puts the reply back to `queued`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from rapport.db import outbox
 from rapport.db.outbox import ClaimedJob
 from rapport.domain import events
 from rapport.domain.agents.models import User
+from rapport.domain.contacts.models import Identity
 from rapport.domain.conversations import actions
 from rapport.domain.conversations.models import (
     Attachment,
@@ -25,10 +27,15 @@ from rapport.domain.conversations.models import (
     Direction,
     Message,
 )
-from rapport.domain.conversations.queries import last_incoming_at, reply_recipient
+from rapport.domain.conversations.queries import (
+    last_incoming_at,
+    reply_recipient,
+    route_identity,
+    thread_subject,
+)
 from rapport.domain.inboxes.models import Inbox
 from rapport.domain.inboxes.queries import inbox_config
-from rapport.domain.ports import OutboundAttachment, OutboundMessage, SendError
+from rapport.domain.ports import ChannelPolicy, OutboundAttachment, OutboundMessage, SendError
 from rapport.services import Services
 
 
@@ -57,7 +64,7 @@ async def _outbound(
     conversation = await session.get(Conversation, message.conversation_id)
     assert conversation is not None
     adapter = adapter_for(inbox.channel)
-    recipient = await reply_recipient(session, conversation=conversation, policy=adapter.policy)
+    recipient = await _recipient(session, conversation, message, adapter.policy)
     if adapter.policy.identity_kind is not None and recipient is None:
         raise SendError("the contact has no address on this channel", retryable=False)
     opted_out = recipient is not None and recipient.opted_out_at is not None
@@ -85,7 +92,9 @@ async def _outbound(
         idempotency_key=idempotency_key(message.id),
         to=recipient.value if recipient else "",
         content=message.content,
-        subject=conversation.subject or None,
+        subject=str(message.payload.get("subject") or "")
+        or await thread_subject(session, conversation, inbox_id=inbox.id)
+        or None,
         attachments=tuple(
             OutboundAttachment(
                 filename=f.filename,
@@ -102,6 +111,18 @@ async def _outbound(
         last_incoming_at=await last_incoming_at(session, conversation, inbox.id),
         metadata=_delivery_metadata(services, message, inbox),
     )
+
+
+async def _recipient(
+    session: AsyncSession, conversation: Conversation, message: Message, policy: ChannelPolicy
+) -> Identity | None:
+    """The address the agent chose in the reply box, else the contact's most recent one."""
+    chosen = message.payload.get("recipient_identity_id")
+    if isinstance(chosen, int):
+        return await route_identity(
+            session, conversation=conversation, policy=policy, identity_id=chosen
+        )
+    return await reply_recipient(session, conversation=conversation, policy=policy)
 
 
 def _delivery_metadata(services: Services, message: Message, inbox: Inbox) -> dict[str, object]:
@@ -186,5 +207,7 @@ async def _fail(
             max_attempts=services.settings.outbox_max_attempts,
             delay_seconds=exc.retry_after,
         )
-    await actions.record_send_failure(session, message=message, error=str(exc), final=dead)
+    await actions.record_send_failure(
+        session, message=message, error=str(exc), final=dead, not_sent=exc.not_sent
+    )
     await events.commit(session)

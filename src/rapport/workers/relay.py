@@ -28,6 +28,9 @@ from rapport.workers.jobs import JOBS
 log = structlog.get_logger(__name__)
 
 JOBS_DONE = Counter("rapport_jobs_total", "Outbox jobs run", ["kind", "outcome"])
+# How often a worker tries again to record a failed attempt while the database is away.
+RECORD_RETRY_SECONDS = 0.5
+
 JOB_SECONDS = Histogram("rapport_job_seconds", "Time to run one outbox job", ["kind"])
 
 
@@ -49,11 +52,13 @@ class Worker:
         self._concurrency = concurrency or services.settings.worker_concurrency
         self._idle = idle_poll_seconds
         self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
         services.bus.on_wake(self._wake.set)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Work until `stop` is set; sleeps when idle until woken by a commit or the poll."""
         log.info("worker.started", worker_id=self.worker_id, concurrency=self._concurrency)
+        self._stopping = stop
         while not stop.is_set():
             try:
                 done = await self.run_once()
@@ -96,13 +101,17 @@ class Worker:
 
     async def _run(self, job: ClaimedJob) -> None:
         handler = JOBS.get(job.kind)
+        # Our lease on the job started at the claim, just before this.
+        lease_ends = (
+            asyncio.get_running_loop().time() + self._services.settings.outbox_lease_seconds
+        )
         with JOB_SECONDS.labels(job.kind).time():
             try:
                 if handler is None:
                     raise LookupError(f"no handler for job kind {job.kind!r}")
                 await handler(self._services, job)
             except RetryLater as exc:
-                await self._retry(job, str(exc), exc.delay)
+                await self._retry(job, str(exc), exc.delay, lease_ends)
                 JOBS_DONE.labels(job.kind, "retry").inc()
             except Exception as exc:
                 log.error(
@@ -112,27 +121,46 @@ class Worker:
                     attempts=job.attempts,
                     error=f"{type(exc).__name__}: {exc}",
                 )
-                await self._retry(job, "".join(traceback.format_exception_only(exc)).strip(), None)
+                error = "".join(traceback.format_exception_only(exc)).strip()
+                await self._retry(job, error, None, lease_ends)
                 JOBS_DONE.labels(job.kind, "error").inc()
             else:
                 JOBS_DONE.labels(job.kind, "ok").inc()
 
-    async def _retry(self, job: ClaimedJob, error: str, delay: float | None) -> None:
-        try:
-            async with self._services.session() as session:
-                dead = await outbox.retry_later(
-                    session,
-                    job_id=job.id,
-                    attempts=job.attempts,
-                    error=error,
-                    max_attempts=self._services.settings.outbox_max_attempts,
-                    delay_seconds=delay,
-                )
-                await events.commit(session)
+    async def _retry(
+        self, job: ClaimedJob, error: str, delay: float | None, lease_ends: float
+    ) -> None:
+        """Record the failed attempt and when to try again.
+
+        The failure is often the database going away (a restart, a failover), and then this
+        write fails too. Left alone, the job would wait for its lease to run out (a minute by
+        default) before anyone ran it again; instead we keep trying to record the retry while
+        the lease is still ours, so the job comes back a second after the database does.
+        Shortly before the lease ends (or on shutdown) we give up: the lease brings it back.
+        """
+        loop = asyncio.get_running_loop()
+        give_up_at = lease_ends - min(5.0, self._services.settings.outbox_lease_seconds / 4)
+        while True:
+            try:
+                async with self._services.session() as session:
+                    dead = await outbox.retry_later(
+                        session,
+                        job_id=job.id,
+                        attempts=job.attempts,
+                        error=error,
+                        max_attempts=self._services.settings.outbox_max_attempts,
+                        delay_seconds=delay,
+                    )
+                    await events.commit(session)
+            except Exception as exc:
+                if loop.time() + RECORD_RETRY_SECONDS >= give_up_at or self._stopping.is_set():
+                    log.warning("worker.retry_not_recorded", job_id=job.id, error=str(exc))
+                    return
+                await asyncio.sleep(RECORD_RETRY_SECONDS)
+                continue
             if dead:
                 log.error("worker.job_dead", job_id=job.id, kind=job.kind)
-        except Exception as exc:  # the lease will expire and the job comes back by itself
-            log.warning("worker.retry_not_recorded", job_id=job.id, error=str(exc))
+            return
 
 
 @asynccontextmanager

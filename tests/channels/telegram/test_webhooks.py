@@ -7,7 +7,10 @@ from sqlalchemy import func, select
 
 from rapport.channels.telegram.adapter import SECRET_HEADER
 from rapport.db.outbox import OutboxJob
+from rapport.domain import events
+from rapport.domain.accounts.models import Account
 from rapport.domain.agents.models import Role
+from rapport.domain.conversations import actions
 from rapport.domain.conversations.models import Attachment, Message
 from rapport.domain.events import Event
 from rapport.domain.inboxes.models import InboundEvent
@@ -203,6 +206,41 @@ async def test_no_answer_in_time_is_a_dead_letter_not_a_second_copy(
     failed = await reply_and_deliver(services, factory, worker, inbox, "Are you there?")
     assert failed.status == "failed" and "may have been delivered" in failed.error
     assert len([c for c in telegram.calls if c[0] == "sendMessage"]) == 1
+
+
+async def test_a_send_cut_off_by_a_worker_crash_is_a_dead_letter_not_a_second_copy(
+    client, services, factory, inbox, worker, telegram
+):
+    await customer(telegram, inbox).deliver(client)
+    await worker.drain()
+    queued = await reply(services, factory, inbox, "Your order has shipped")
+    # What a worker killed during the Bot API call leaves: the reply marked `sending`, its job
+    # back once the lease ran out. Telegram may or may not have it.
+    async with services.session() as session:
+        message = await session.get(Message, queued.id)
+        await actions.mark_sending(session, message=message)
+        await events.commit(session)
+    await worker.drain()
+    async with services.read_session() as session:
+        failed = await session.get(Message, queued.id)
+    assert failed.status == "failed" and "may have been delivered" in failed.error
+    assert not [c for c in telegram.calls if c[0] == "sendMessage"]
+
+    # The agent checked with the customer and presses Retry: now it goes, once.
+    agent = await factory.user(await account_of(services, inbox), role=Role.agent)
+    async with services.session() as session:
+        message = await session.get(Message, queued.id)
+        await actions.retry_delivery(session, message=message, actor=agent)
+        await events.commit(session)
+    await worker.drain()
+    async with services.read_session() as session:
+        assert (await session.get(Message, queued.id)).status == "sent"
+    assert len([c for c in telegram.calls if c[0] == "sendMessage"]) == 1
+
+
+async def account_of(services, inbox):
+    async with services.read_session() as session:
+        return await session.get(Account, inbox.account_id)
 
 
 async def test_files_go_in_one_call(client, services, factory, inbox, worker, telegram):

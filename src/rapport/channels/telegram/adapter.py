@@ -112,6 +112,15 @@ class TelegramChannel(Channel[TelegramConfig]):
     async def send(
         self, outbound: OutboundMessage, config: TelegramConfig, ctx: SendContext
     ) -> ProviderReceipt:
+        if outbound.metadata.get("in_doubt"):
+            # An earlier attempt reached the Bot API call and never came back (the worker
+            # stopped mid-send). Telegram has no idempotency key and no list of sent messages,
+            # so sending again could put a second copy on the customer's phone.
+            raise SendError(
+                "Sending stopped before Telegram answered; the message may have been delivered, "
+                "so it was not sent again. Check with the customer before retrying.",
+                retryable=False,
+            )
         chat_id = int(outbound.to)
         bot = config.bot()
         if not outbound.attachments:

@@ -8,7 +8,9 @@ https://api.telegram.org/file/bot<token>/<file_path> after getFile (up to 20 MB)
 The Bot API takes no idempotency key and has no way to list what a bot sent. So a call is only
 retried when it certainly did not happen (refused with 429 or 5xx, or the connection was never
 made); a call that may have reached Telegram but got no answer becomes a dead letter the agent
-can look at and retry, rather than a second copy on the customer's phone.
+can look at and retry, rather than a second copy on the customer's phone. The same goes for an
+attempt the worker never finished (killed while sending): the adapter finds the message in
+doubt and makes it a dead letter instead of sending it again.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ def _send_error(response: httpx.Response, data: dict[str, Any]) -> SendError:
             f"Telegram answered {response.status_code}: {description}",
             retryable=True,
             retry_after=float(retry_after) if isinstance(retry_after, int | float) else None,
+            not_sent=True,
         )
     return SendError(f"Telegram refused the message: {description}", retryable=False)
 
@@ -77,7 +80,7 @@ async def send(
     try:
         response = await http.post(bot.method_url(method), json=json, data=data, files=files)
     except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-        raise SendError("could not reach Telegram", retryable=True) from exc
+        raise SendError("could not reach Telegram", retryable=True, not_sent=True) from exc
     except httpx.HTTPError as exc:
         raise SendError(
             "Telegram did not answer in time; the message may have been delivered, so it was "

@@ -27,7 +27,11 @@ from rapport.domain.conversations.models import (
     SenderType,
     Status,
 )
-from rapport.domain.conversations.queries import last_incoming_at, reply_recipient
+from rapport.domain.conversations.queries import (
+    last_incoming_at,
+    reply_recipient,
+    route_identity,
+)
 from rapport.domain.errors import Conflict, InvalidInput, NotFound
 from rapport.domain.inboxes.models import Inbox
 from rapport.domain.ports import ChannelPolicy, InboundMessage, ReplyContext, StatusUpdate
@@ -40,6 +44,8 @@ REFERENCE_PREFIX = "rapport-msg-"
 MAX_MESSAGE_LENGTH = 65_536
 # A reply that only matches by sender and subject joins a conversation active this recently.
 SUBJECT_THREAD_DAYS = 30
+# A chain of merges is followed this far at most (a merge never points back, but be safe).
+MAX_MERGE_HOPS = 8
 
 # Delivery statuses only move forward; failed is final and only replaces a not-yet-delivered one.
 _RANK = {
@@ -248,6 +254,7 @@ async def _conversation_for(
                 to_channel=inbox.channel,
                 from_inbox_id=conversation.inbox_id,
             ),
+            at=now,
         )
     return conversation
 
@@ -275,12 +282,25 @@ async def _named_or_threaded(
     if inbound.conversation_id is not None:
         named = await session.get(Conversation, inbound.conversation_id)
         if named is not None and named.account_id == account.id:
-            return named
+            return await follow_merges(session, named)
     if inbound.subject:
-        return await _by_subject(
+        by_subject = await _by_subject(
             session, account=account, inbox=inbox, contact=contact, subject=inbound.subject, now=now
         )
+        return await follow_merges(session, by_subject) if by_subject else None
     return None
+
+
+async def follow_merges(session: AsyncSession, conversation: Conversation) -> Conversation:
+    """The conversation a merged one now lives in (itself when it was never merged)."""
+    for _ in range(MAX_MERGE_HOPS):
+        if conversation.merged_into_id is None:
+            return conversation
+        following = await session.get(Conversation, conversation.merged_into_id)
+        if following is None:
+            return conversation
+        conversation = following
+    return conversation
 
 
 async def _by_references(
@@ -418,6 +438,11 @@ class Reply:
     client_id: str | None = None
     template: dict[str, object] | None = None
     files: Sequence[StoredFile] = ()
+    # The contact's identity to send to (one of several numbers or addresses); None: the most
+    # recent one on the channel.
+    recipient_id: int | None = None
+    # Email: the subject line (the conversation's by default), kept on the message.
+    subject: str | None = None
 
 
 async def send_reply(
@@ -467,24 +492,23 @@ async def _add_note(
 async def _queue_outgoing(
     session: AsyncSession, *, conversation: Conversation, author: User, reply: Reply
 ) -> Message:
-    inbox = reply.inbox
-    if inbox is None or reply.policy is None:
+    inbox, policy = reply.inbox, reply.policy
+    if inbox is None or policy is None:
         raise InvalidInput("choose a channel to reply on", field="inbox")
-    if inbox.account_id != conversation.account_id or not inbox.is_active:
+    if inbox.account_id != conversation.account_id:
         raise NotFound("inbox")
-    recipient = await reply_recipient(session, conversation=conversation, policy=reply.policy)
-    check = reply.policy.check(
+    recipient = await _chosen_recipient(session, conversation=conversation, reply=reply)
+    _check_route(
+        policy,
+        inbox,
+        reply,
         ReplyContext(
             now=utcnow(),
             last_incoming_at=await last_incoming_at(session, conversation, inbox.id),
             recipient=recipient.value if recipient else None,
             opted_out=bool(recipient and recipient.opted_out_at),
-        )
+        ),
     )
-    if not check.allowed:
-        raise Conflict(check.reason or "this channel cannot take a reply now")
-    if check.needs_template and not reply.template:
-        raise Conflict(f"{check.reason}: choose a template")
     message = Message(
         account_id=conversation.account_id,
         conversation_id=conversation.id,
@@ -496,7 +520,7 @@ async def _queue_outgoing(
         sender_user_id=author.id,
         content=reply.content.strip(),
         content_type=ContentType.template if reply.template else ContentType.text,
-        payload={"template": reply.template} if reply.template else {},
+        payload=_outgoing_payload(reply, policy, recipient),
         client_id=reply.client_id,
         status=DeliveryStatus.queued,
     )
@@ -516,6 +540,50 @@ async def _queue_outgoing(
     conversation.first_reply_at = conversation.first_reply_at or now
     _record_created(session, conversation, message, actor=author.id)
     return message
+
+
+async def _chosen_recipient(
+    session: AsyncSession, *, conversation: Conversation, reply: Reply
+) -> Identity | None:
+    assert reply.policy is not None
+    if reply.recipient_id is None:
+        return await reply_recipient(session, conversation=conversation, policy=reply.policy)
+    identity = await route_identity(
+        session, conversation=conversation, policy=reply.policy, identity_id=reply.recipient_id
+    )
+    if identity is None:
+        raise InvalidInput("that address is not this contact's on this channel", field="route")
+    return identity
+
+
+def _check_route(policy: ChannelPolicy, inbox: Inbox, reply: Reply, ctx: ReplyContext) -> None:
+    """The channel's rules, applied again on the server whatever the reply box showed."""
+    if not inbox.is_active:
+        raise Conflict("this inbox is disabled")
+    check = policy.check(ctx)
+    if not check.allowed:
+        raise Conflict(check.reason or "this channel cannot take a reply now")
+    if reply.template and not policy.templates:
+        raise InvalidInput("this channel has no message templates", field="template")
+    if check.needs_template and not reply.template:
+        raise Conflict("the 24-hour window is closed: choose a template")
+    content = reply.content.strip()
+    if policy.max_length and not reply.template and len(content) > policy.max_length:
+        raise InvalidInput("the message is longer than this channel allows", field="content")
+
+
+def _outgoing_payload(
+    reply: Reply, policy: ChannelPolicy, recipient: Identity | None
+) -> dict[str, object]:
+    payload: dict[str, object] = {}
+    if reply.template:
+        payload["template"] = reply.template
+    if recipient is not None:
+        payload["recipient_identity_id"] = recipient.id
+    subject = (reply.subject or "").strip()[:500]
+    if policy.threading and subject:
+        payload["subject"] = subject
+    return payload
 
 
 def _record_created(
@@ -662,13 +730,19 @@ async def record_sent(
 
 
 async def record_send_failure(
-    session: AsyncSession, *, message: Message, error: str, final: bool
+    session: AsyncSession, *, message: Message, error: str, final: bool, not_sent: bool = False
 ) -> None:
-    """Show a send failure on the message; a final one is a dead letter the agent can retry."""
+    """Show a send failure on the message; a final one is a dead letter the agent can retry.
+
+    `not_sent`: the provider certainly did not take it, so the next attempt is not in doubt
+    (back to `queued`, the mirror of `mark_sending`).
+    """
     if final:
         await _set_delivery_status(session, message, DeliveryStatus.failed, error=error)
-    else:
-        message.error = error
+        return
+    message.error = error
+    if not_sent and message.status == DeliveryStatus.sending:
+        message.status = DeliveryStatus.queued
 
 
 async def retry_delivery(session: AsyncSession, *, message: Message, actor: User) -> None:

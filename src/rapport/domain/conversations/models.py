@@ -81,6 +81,10 @@ class Conversation(Base):
     last_incoming_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     first_reply_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Set when this conversation was merged into another: it is closed and points there.
+    merged_into_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("conversations.id", ondelete="SET NULL")
+    )
 
     __table_args__ = (
         # The inbox list: by status, newest activity first, optionally per assignee/team/inbox.

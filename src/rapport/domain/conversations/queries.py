@@ -198,6 +198,8 @@ TIMELINE_EVENT_TYPES = (
     "conversation.assigned",
     "conversation.status_changed",
     "conversation.channel_switched",
+    "conversation.merged",
+    "conversation.split",
 )
 
 
@@ -272,6 +274,28 @@ async def _timeline_events(
     return [TimelineEvent(event, name) for event, name in (await session.execute(query)).all()]
 
 
+async def timeline_event(
+    session: AsyncSession, *, conversation: Conversation, seq: int
+) -> TimelineEvent:
+    """One event of the conversation's timeline by its account number (the live path)."""
+    actor = aliased(User)
+    row = (
+        await session.execute(
+            select(Event, actor.name)
+            .outerjoin(actor, actor.id == Event.actor_user_id)
+            .where(
+                Event.account_id == conversation.account_id,
+                Event.seq == seq,
+                Event.conversation_id == conversation.id,
+                Event.type.in_(TIMELINE_EVENT_TYPES),
+            )
+        )
+    ).first()
+    if row is None:
+        raise NotFound("event")
+    return TimelineEvent(row[0], row[1])
+
+
 async def message_in_conversation(
     session: AsyncSession, *, conversation: Conversation, message_id: int
 ) -> TimelineMessage:
@@ -302,12 +326,26 @@ async def names_by_id(session: AsyncSession, account_id: int) -> dict[str, dict[
 
 @dataclass(frozen=True)
 class ReplyRoute:
-    """One way to answer: an inbox, who it would reach, and the channel's verdict."""
+    """One way to answer: an inbox, the contact's address on it, and the channel's verdict."""
 
     inbox: Inbox
-    recipient: str | None
+    identity: Identity | None
     check: ReplyCheck
     is_default: bool
+    # When the channel's reply window (WhatsApp's 24 hours) closes, if it is open now.
+    window_closes_at: datetime | None = None
+
+    @property
+    def recipient(self) -> str | None:
+        return self.identity.value if self.identity else None
+
+    @property
+    def key(self) -> str:
+        """The reply box's value for this route: `inbox id:identity id`."""
+        return f"{self.inbox.id}:{self.identity.id if self.identity else ''}"
+
+
+INBOX_DISABLED = ReplyCheck(False, "this inbox is disabled")
 
 
 async def reply_routes(
@@ -316,11 +354,20 @@ async def reply_routes(
     conversation: Conversation,
     policies: Mapping[str, ChannelPolicy],
 ) -> list[ReplyRoute]:
-    """Every active inbox of the account, judged for this contact; the default first."""
+    """Every inbox of the account x every address of the contact it can send to, judged.
+
+    The default (the inbox of the customer's last message, their most recent address there)
+    comes first, then the routes that can take a reply, then the ones that cannot, with why.
+    """
     inboxes = await session.scalars(
-        select(Inbox)
-        .where(Inbox.account_id == conversation.account_id, Inbox.is_active)
-        .order_by(Inbox.name)
+        select(Inbox).where(Inbox.account_id == conversation.account_id).order_by(Inbox.name)
+    )
+    identities = list(
+        await session.scalars(
+            select(Identity)
+            .where(Identity.contact_id == conversation.contact_id)
+            .order_by(Identity.last_seen_at.desc().nulls_last(), Identity.id.desc())
+        )
     )
     routes: list[ReplyRoute] = []
     now = utcnow()
@@ -328,25 +375,66 @@ async def reply_routes(
         policy = policies.get(inbox.channel)
         if policy is None:
             continue
-        recipient = await reply_recipient(session, conversation=conversation, policy=policy)
-        check = policy.check(
-            ReplyContext(
-                now=now,
-                last_incoming_at=await last_incoming_at(session, conversation, inbox.id),
-                recipient=recipient.value if recipient else None,
-                opted_out=bool(recipient and recipient.opted_out_at),
+        last_in = await last_incoming_at(session, conversation, inbox.id)
+        addresses: list[Identity | None] = [
+            i for i in identities if i.kind == policy.identity_kind
+        ] or [None]
+        if policy.identity_kind is None:
+            addresses = [None]
+        for identity in addresses:
+            check = (
+                INBOX_DISABLED if not inbox.is_active else _judge(policy, identity, last_in, now)
             )
-        )
-        routes.append(
-            ReplyRoute(
-                inbox,
-                recipient.value if recipient else None,
-                check,
-                inbox.id == conversation.inbox_id,
+            closes = last_in + policy.reply_window if policy.reply_window and last_in else None
+            routes.append(
+                ReplyRoute(
+                    inbox,
+                    identity,
+                    check,
+                    is_default=False,
+                    window_closes_at=closes if closes and closes > now else None,
+                )
             )
+    return _with_default(routes, conversation)
+
+
+def _judge(
+    policy: ChannelPolicy, identity: Identity | None, last_in: datetime | None, now: datetime
+) -> ReplyCheck:
+    return policy.check(
+        ReplyContext(
+            now=now,
+            last_incoming_at=last_in,
+            recipient=identity.value if identity else None,
+            opted_out=bool(identity and identity.opted_out_at),
         )
-    routes.sort(key=lambda r: (not r.is_default, not r.check.allowed, r.inbox.name))
-    return routes
+    )
+
+
+def _with_default(routes: list[ReplyRoute], conversation: Conversation) -> list[ReplyRoute]:
+    default = next(
+        (r for r in routes if r.inbox.id == conversation.inbox_id and r.check.allowed), None
+    )
+    marked = [
+        ReplyRoute(r.inbox, r.identity, r.check, True, r.window_closes_at) if r is default else r
+        for r in routes
+    ]
+    marked.sort(key=lambda r: (not r.is_default, not r.check.allowed, r.inbox.name))
+    return marked
+
+
+async def route_identity(
+    session: AsyncSession, *, conversation: Conversation, policy: ChannelPolicy, identity_id: int
+) -> Identity | None:
+    """The contact's identity with this id if the channel can send to it, else None."""
+    identity = await session.get(Identity, identity_id)
+    if (
+        identity is None
+        or identity.contact_id != conversation.contact_id
+        or identity.kind != policy.identity_kind
+    ):
+        return None
+    return identity
 
 
 async def reply_recipient(
@@ -380,3 +468,27 @@ async def last_incoming_at(
         .limit(1)
     )
     return value
+
+
+async def thread_subject(
+    session: AsyncSession, conversation: Conversation, *, inbox_id: int | None = None
+) -> str:
+    """The subject an email reply keeps: the latest one in the conversation's mail (on this
+    inbox when given), else the conversation's own."""
+    query = (
+        select(Message.payload)
+        .where(
+            Message.conversation_id == conversation.id,
+            Message.channel == "email",
+            Message.private.is_(False),
+        )
+        .order_by(Message.id.desc())
+        .limit(20)
+    )
+    if inbox_id is not None:
+        query = query.where(Message.inbox_id == inbox_id)
+    for payload in await session.scalars(query):
+        subject = (payload or {}).get("subject")
+        if isinstance(subject, str) and subject.strip():
+            return subject.strip()
+    return conversation.subject

@@ -5,15 +5,17 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request
+from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import RedirectResponse, Response
 
-from rapport.channels.registry import ADAPTERS, adapter_for
+from rapport.channels.registry import adapter_for
 from rapport.domain import events
 from rapport.domain.agents.queries import agents_of, teams_of
 from rapport.domain.contacts.queries import conversations_of, get_contact, identities_of
-from rapport.domain.conversations import actions
+from rapport.domain.conversations import actions, reshape
 from rapport.domain.conversations.models import Conversation, Message, Status
+from rapport.domain.conversations.policies import can_see
 from rapport.domain.conversations.queries import (
     ConversationFilter,
     Scope,
@@ -22,16 +24,18 @@ from rapport.domain.conversations.queries import (
     list_conversations,
     message_in_conversation,
     names_by_id,
-    reply_routes,
+    thread_subject,
+    timeline_event,
 )
+from rapport.domain.conversations.reshape import merge_candidates
 from rapport.domain.errors import InvalidInput, NotFound
 from rapport.domain.inboxes.queries import get_inbox, inboxes_of
-from rapport.web.deps import Agent, CurrentAgent, DbSession
+from rapport.services import Services
+from rapport.web.deps import Agent, CurrentAgent, DbSession, Svc
+from rapport.web.reply_box import GSM7, checked_template, parse_route, reply_options
 from rapport.web.templating import render
 
 router = APIRouter(include_in_schema=False)
-
-POLICIES = {adapter.kind: adapter.policy for adapter in ADAPTERS}
 
 
 def _filter(
@@ -93,7 +97,30 @@ async def _conversation_context(
         "names": await names_by_id(session, agent.account.id),
         "agents": [a for a in await agents_of(session, agent.account.id) if a.is_active],
         "teams": await teams_of(session, agent.account.id),
-        "routes": await reply_routes(session, conversation=conversation, policies=POLICIES),
+    }
+
+
+async def _full_context(
+    services: Services, session: AsyncSession, agent: Agent, conversation: Conversation
+) -> dict[str, Any]:
+    """The conversation view: header, timeline, the reply box's channels, merge candidates."""
+    return {
+        **await _conversation_context(session, agent, conversation),
+        "options": await reply_options(services, session, conversation),
+        "gsm7": GSM7,
+        "reply_subject": await thread_subject(session, conversation),
+        "merge_candidates": [
+            c
+            for c in await merge_candidates(session, conversation=conversation)
+            if can_see(
+                agent.viewer, account_id=c.account_id, assignee_id=c.assignee_id, team_id=c.team_id
+            )
+        ],
+        "merged_into": (
+            await session.get(Conversation, conversation.merged_into_id)
+            if conversation.merged_into_id
+            else None
+        ),
     }
 
 
@@ -126,6 +153,7 @@ async def conversation_view(
     conversation_id: int,
     agent: CurrentAgent,
     session: DbSession,
+    services: Svc,
     scope: str | None = None,
     status: str | None = None,
     inbox_id: Annotated[int | None, Query()] = None,
@@ -134,7 +162,7 @@ async def conversation_view(
     conversation = await get_visible_conversation(
         session, viewer=agent.viewer, conversation_id=conversation_id
     )
-    context = await _conversation_context(session, agent, conversation)
+    context = await _full_context(services, session, agent, conversation)
     if request.headers.get("hx-target") == "conversation-pane":
         return render(request, "inbox/_conversation.html", context)
     flt = _filter(scope, status, inbox_id, team_id)
@@ -142,6 +170,25 @@ async def conversation_view(
         request,
         "inbox/index.html",
         {**await _list_context(session, agent, flt, None), **context},
+    )
+
+
+@router.get("/conversations/{conversation_id}/composer")
+async def composer(
+    request: Request,
+    conversation_id: int,
+    agent: CurrentAgent,
+    session: DbSession,
+    services: Svc,
+) -> Response:
+    """The reply box drawn again (a customer message moved the default channel or a window)."""
+    conversation = await get_visible_conversation(
+        session, viewer=agent.viewer, conversation_id=conversation_id
+    )
+    return render(
+        request,
+        "inbox/_composer.html",
+        await _full_context(services, session, agent, conversation),
     )
 
 
@@ -202,32 +249,130 @@ async def post_message(
     conversation_id: int,
     agent: CurrentAgent,
     session: DbSession,
-    content: Annotated[str, Form(max_length=65_536)] = "",
-    private: Annotated[bool, Form()] = False,
-    inbox_id: Annotated[int | None, Form()] = None,
-    client_id: Annotated[str | None, Form(max_length=64)] = None,
+    services: Svc,
+    form: Annotated[ReplyForm, Form()],
 ) -> Response:
     conversation = await get_visible_conversation(
         session, viewer=agent.viewer, conversation_id=conversation_id
     )
-    inbox = None
-    policy = None
-    if not private:
-        if inbox_id is None:
-            raise InvalidInput("choose a channel to reply on", field="inbox_id")
-        inbox = await get_inbox(session, account_id=agent.account.id, inbox_id=inbox_id)
-        policy = adapter_for(inbox.channel).policy
+    reply = await _reply(services, session, agent, form)
     message = await actions.send_reply(
-        session,
-        conversation=conversation,
-        author=agent.user,
-        reply=actions.Reply(
-            content=content, private=private, inbox=inbox, policy=policy, client_id=client_id
-        ),
+        session, conversation=conversation, author=agent.user, reply=reply
     )
     await events.commit(session)
     item = await message_in_conversation(session, conversation=conversation, message_id=message.id)
     return render(request, "inbox/_message.html", {"item": item, "conversation": conversation})
+
+
+class ReplyForm(BaseModel):
+    """The reply box: text, note or reply, the chosen route, and a template if one is needed."""
+
+    content: str = Field(default="", max_length=65_536)
+    private: bool = False
+    route: str | None = Field(default=None, max_length=64)
+    inbox_id: int | None = None
+    client_id: str | None = Field(default=None, max_length=64)
+    subject: str | None = Field(default=None, max_length=500)
+    template_name: str | None = Field(default=None, max_length=512)
+    template_language: str = Field(default="", max_length=32)
+    template_vars: list[str] = Field(default_factory=list, max_length=20)
+
+
+async def _reply(
+    services: Services, session: AsyncSession, agent: Agent, form: ReplyForm
+) -> actions.Reply:
+    """The form as a domain `Reply`; a chosen template is checked against the provider's list."""
+    if form.private:
+        return actions.Reply(content=form.content, private=True, client_id=form.client_id)
+    inbox_id, identity_id = parse_route(form.route, form.inbox_id)
+    inbox = await get_inbox(session, account_id=agent.account.id, inbox_id=inbox_id)
+    content, template = form.content, None
+    if form.template_name:
+        chosen = await checked_template(
+            services,
+            inbox,
+            name=form.template_name,
+            language=form.template_language,
+            values=form.template_vars,
+        )
+        content, template = chosen.text, chosen.payload
+    return actions.Reply(
+        content=content,
+        inbox=inbox,
+        policy=adapter_for(inbox.channel).policy,
+        client_id=form.client_id,
+        template=template,
+        recipient_id=identity_id,
+        subject=form.subject,
+    )
+
+
+@router.get("/conversations/{conversation_id}/events")
+async def event_fragment(
+    request: Request,
+    conversation_id: int,
+    agent: CurrentAgent,
+    session: DbSession,
+    seq: Annotated[int | None, Query()] = None,
+) -> Response:
+    """One timeline event (a channel switch, a merge) as the live path inserts it."""
+    conversation = await get_visible_conversation(
+        session, viewer=agent.viewer, conversation_id=conversation_id
+    )
+    if seq is None:
+        raise InvalidInput("which event?", field="seq")
+    item = await timeline_event(session, conversation=conversation, seq=seq)
+    names = await names_by_id(session, agent.account.id)
+    return render(
+        request, "inbox/_event.html", {"item": item, "conversation": conversation, "names": names}
+    )
+
+
+@router.post("/conversations/{conversation_id}/merge")
+async def merge(
+    request: Request,
+    conversation_id: int,
+    agent: CurrentAgent,
+    session: DbSession,
+    target_id: Annotated[int | None, Form()] = None,
+) -> Response:
+    """Merge this conversation into another of the same contact; the agent lands on the target."""
+    source = await get_visible_conversation(
+        session, viewer=agent.viewer, conversation_id=conversation_id
+    )
+    if target_id is None:
+        raise InvalidInput("choose the conversation to merge into", field="target_id")
+    target = await get_visible_conversation(session, viewer=agent.viewer, conversation_id=target_id)
+    await reshape.merge_conversations(session, source=source, target=target, actor=agent.user)
+    await events.commit(session)
+    return _go_to(request, target.id)
+
+
+@router.post("/conversations/{conversation_id}/split")
+async def split(
+    request: Request,
+    conversation_id: int,
+    agent: CurrentAgent,
+    session: DbSession,
+    message_ids: Annotated[list[int] | None, Form()] = None,
+) -> Response:
+    """Move the selected messages into a new conversation; the agent lands on it."""
+    source = await get_visible_conversation(
+        session, viewer=agent.viewer, conversation_id=conversation_id
+    )
+    target = await reshape.split_conversation(
+        session, source=source, message_ids=message_ids or [], actor=agent.user
+    )
+    await events.commit(session)
+    return _go_to(request, target.id)
+
+
+def _go_to(request: Request, conversation_id: int) -> Response:
+    """htmx follows HX-Redirect (a 303 would be followed inside its request); a form, the 303."""
+    url = f"/conversations/{conversation_id}"
+    if request.headers.get("hx-request") == "true":
+        return Response(status_code=204, headers={"HX-Redirect": url})
+    return RedirectResponse(url, status_code=303)
 
 
 @router.post("/conversations/{conversation_id}/assign")

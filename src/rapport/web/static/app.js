@@ -66,6 +66,9 @@
     if (target.id === "conversation-list" || target.id === "conv-more") { markSelected(); }
   });
 
+  /* A reply box drawn again (outerHTML swap) is set up once it has settled in the page. */
+  document.addEventListener("htmx:afterSettle", () => setupComposer());
+
   /* ---- the open conversation and the list --------------------------------------------------- */
 
   function openConversationId() {
@@ -128,6 +131,39 @@
     htmx.process(fresh);
   }
 
+  /* A timeline event (assignment, status, channel switch) drawn live, in event order. */
+  async function upsertEvent(conversationId, seq) {
+    const fresh = await fetchFragment("/conversations/" + conversationId + "/events?seq=" + seq).catch(() => null);
+    const timeline = document.getElementById("timeline");
+    if (!fresh || !timeline || openConversationId() !== conversationId) return;
+    if (document.getElementById(fresh.id)) return;
+    /* An event explains the message it came with (a switch, then the message on the new
+       channel): it goes before the first message that is not older than it. */
+    const stamp = (li) => Date.parse((li.querySelector("time") || {}).getAttribute?.("datetime") || "") || 0;
+    const at = stamp(fresh);
+    const later = Array.from(timeline.querySelectorAll("li[data-message-id]")).find((li) => stamp(li) >= at);
+    timeline.insertBefore(fresh, later || null);
+    fresh.classList.add("fresh");
+    scrollTimeline(false);
+    htmx.process(fresh);
+  }
+
+  /* A customer message may change the default channel or open a reply window: the reply box
+     is drawn again, unless the agent is in the middle of writing in it. */
+  function refreshComposer(id) {
+    const form = document.getElementById("composer");
+    if (!form || form.contains(document.activeElement)) return;
+    const written = Array.from(form.querySelectorAll("textarea, input[type=text]:not([name=subject])"))
+      .some((el) => el.value.trim() !== "");
+    if (written) return;
+    htmx.ajax("GET", "/conversations/" + id + "/composer", { target: "#composer", swap: "outerHTML" });
+  }
+
+  function reloadConversation(id) {
+    if (!document.getElementById("conversation-pane")) return;
+    htmx.ajax("GET", "/conversations/" + id, { target: "#conversation-pane", swap: "innerHTML" });
+  }
+
   function onEvent(ev) {
     const data = ev.data || {};
     const open = openConversationId();
@@ -135,6 +171,7 @@
     switch (ev.type) {
       case "message.created":
         if (here) upsertMessage(open, data.message_id);
+        if (here && data.direction === "incoming") refreshComposer(open);
         refreshList();
         break;
       case "message.status_changed":
@@ -143,7 +180,13 @@
       case "conversation.assigned":
       case "conversation.status_changed":
       case "conversation.channel_switched":
-        if (here) refreshHeader(open);
+        if (here) { refreshHeader(open); upsertEvent(open, ev.seq); }
+        refreshList();
+        break;
+      case "conversation.merged":
+      case "conversation.split":
+        /* Messages moved in or out: the open conversation is drawn again from the server. */
+        if (here) reloadConversation(open);
         refreshList();
         break;
       case "conversation.created":
@@ -239,6 +282,39 @@
     return (crypto.randomUUID && crypto.randomUUID()) || String(Date.now()) + Math.random().toString(16).slice(2);
   }
 
+  /* SMS length as handsets count it (3GPP TS 23.038, the same rules as channels/sms/policy.py):
+     GSM-7 160 septets alone, 153 per concatenated segment, extension characters take two;
+     anything else UCS-2, 70 units alone, 67 per segment; a character never straddles two. */
+  function smsNotes(text, form) {
+    const basic = form.dataset.gsm7Basic || "", ext = form.dataset.gsm7Extension || "";
+    let costs = [];
+    let gsm = true;
+    for (const ch of text) {
+      if (basic.includes(ch)) costs.push(1);
+      else if (ext.includes(ch)) costs.push(2);
+      else { gsm = false; break; }
+    }
+    if (!gsm) costs = Array.from(text, (ch) => (ch.codePointAt(0) > 0xffff ? 2 : 1));
+    const [single, multi] = gsm ? [160, 153] : [70, 67];
+    const total = costs.reduce((a, b) => a + b, 0);
+    let segments = 0;
+    if (total > 0 && total <= single) segments = 1;
+    else if (total > single) {
+      segments = 1;
+      let room = multi;
+      for (const cost of costs) {
+        if (cost > room) { segments += 1; room = multi; }
+        room -= cost;
+      }
+    }
+    return { chars: Array.from(text).length, encoding: gsm ? "GSM-7" : "UCS-2", segments };
+  }
+
+  function fillTemplate(body, fields, values) {
+    const map = new Map(fields.map((f, i) => [f, values[i]]));
+    return body.replace(/\{\{\s*([A-Za-z0-9_]+)\s*\}\}/g, (m, name) => (map.get(name) ? map.get(name) : m));
+  }
+
   function setupComposer() {
     const form = document.getElementById("composer");
     if (!form || form.dataset.ready) return;
@@ -246,40 +322,217 @@
     const text = form.querySelector("textarea");
     const route = form.querySelector("#reply-route");
     const hint = form.querySelector("#route-hint");
+    const counter = form.querySelector("#reply-counter");
+    const send = form.querySelector("#reply-send");
+    const subject = form.querySelector("#reply-subject");
     const clientId = form.querySelector("input[name=client_id]");
     clientId.value = newClientId();
 
-    function updateMode() {
-      const note = form.querySelector("input[name=private]:checked").value === "true";
+    const isNote = () => form.querySelector("input[name=private]:checked").value === "true";
+    const option = () => (route && route.selectedOptions[0]) || null;
+
+    function activePicker() {
+      const opt = option();
+      if (isNote() || !opt || opt.dataset.needsTemplate !== "true") return null;
+      return form.querySelector('.template-picker[data-inbox-id="' + opt.dataset.inboxId + '"]');
+    }
+
+    function renderVariables(picker) {
+      const select = picker.querySelector(".template-select");
+      const chosen = select.selectedOptions[0];
+      const box = picker.querySelector(".template-vars");
+      picker.querySelector("input[name=template_language]").value = chosen ? chosen.dataset.language : "";
+      box.textContent = "";
+      const fields = chosen && chosen.dataset.fields ? chosen.dataset.fields.split(",") : [];
+      fields.forEach((name) => {
+        const label = document.createElement("label");
+        label.className = "template-var";
+        const span = document.createElement("span");
+        span.textContent = box.dataset.label.replace("%(name)s", "{{" + name + "}}");
+        const input = document.createElement("input");
+        input.type = "text";
+        input.name = "template_vars";
+        input.required = true;
+        input.dataset.field = name;
+        label.append(span, input);
+        box.appendChild(label);
+      });
+      updatePreview(picker);
+    }
+
+    function updatePreview(picker) {
+      const chosen = picker.querySelector(".template-select").selectedOptions[0];
+      const inputs = Array.from(picker.querySelectorAll("input[name=template_vars]"));
+      const body = chosen ? chosen.dataset.body : "";
+      const fields = inputs.map((i) => i.dataset.field);
+      picker.querySelector(".preview-text").textContent = fillTemplate(body, fields, inputs.map((i) => i.value.trim()));
+      return inputs.every((i) => i.value.trim() !== "");
+    }
+
+    function updateCounter() {
+      const opt = option();
+      const channel = opt && !isNote() ? opt.dataset.channel : "";
+      const max = opt && !isNote() ? Number(opt.dataset.maxLength || 0) : 0;
+      let words = "";
+      let over = false;
+      if (channel === "sms" && text.value) {
+        const n = smsNotes(text.value, form);
+        const label = n.segments === 1 ? form.dataset.labelSegmentsOne : form.dataset.labelSegments;
+        words = label.replace("%(chars)s", n.chars).replace("%(encoding)s", n.encoding).replace("%(segments)s", n.segments);
+      }
+      if (max && Array.from(text.value).length > max && !activePicker()) {
+        over = true;
+        words = form.dataset.labelTooLong.replace("%(max)s", max);
+      }
+      counter.textContent = words;
+      counter.classList.toggle("warn", over);
+      return !over;
+    }
+
+    function update() {
+      const note = isNote();
+      const opt = option();
       form.classList.toggle("note-mode", note);
       if (route) route.disabled = note;
-      text.placeholder = note ? text.dataset.placeholderNote : text.dataset.placeholderReply;
+      const picker = activePicker();
+      form.querySelectorAll(".template-picker").forEach((p) => {
+        const on = p === picker;
+        p.hidden = !on;
+        p.disabled = !on;
+        if (on && !p.dataset.ready) { p.dataset.ready = "1"; renderVariables(p); }
+      });
+      const email = !note && opt && opt.dataset.channel === "email";
+      subject.hidden = !email;
+      subject.querySelector("input").disabled = !email;
+      text.disabled = Boolean(picker);
+      text.required = !picker;
+      text.placeholder = note ? text.dataset.placeholderNote : picker ? text.dataset.placeholderTemplate : text.dataset.placeholderReply;
+      const reason = !note && opt ? [opt.dataset.reason, opt.dataset.window].filter(Boolean).join(" · ") : "";
+      hint.textContent = reason;
+      hint.classList.toggle("warn", Boolean(opt && opt.dataset.reason) && !note);
+      const fits = updateCounter();
+      const filled = picker ? updatePreview(picker) : true;
+      send.disabled = !note && (!opt || opt.disabled || !fits || !filled);
     }
-    function updateHint() {
-      if (!route || !hint) return;
-      const opt = route.selectedOptions[0];
-      const reason = opt ? opt.dataset.reason : "";
-      hint.textContent = reason || "";
-      hint.classList.toggle("warn", Boolean(reason));
+
+    /* Next (or previous) channel that can take a reply, for the keyboard. */
+    function cycleRoute(step) {
+      if (!route || isNote()) return;
+      const usable = Array.from(route.options).filter((o) => !o.disabled);
+      if (usable.length < 2) return;
+      const at = usable.indexOf(route.selectedOptions[0]);
+      usable[(at + step + usable.length) % usable.length].selected = true;
+      update();
     }
+    form.cycleRoute = cycleRoute;
+
     form.addEventListener("change", (e) => {
-      if (e.target.name === "private") updateMode();
-      if (e.target === route) updateHint();
+      if (e.target.classList.contains("template-select")) renderVariables(e.target.closest(".template-picker"));
+      update();
+    });
+    form.addEventListener("input", (e) => {
+      if (e.target.name === "template_vars") update();
+    });
+    text.addEventListener("input", () => { updateCounter(); update(); });
+    form.addEventListener("keydown", (e) => {
+      if (e.altKey && (e.key === "ArrowDown" || e.key === "ArrowUp")) {
+        e.preventDefault();
+        cycleRoute(e.key === "ArrowDown" ? 1 : -1);
+      }
     });
     text.addEventListener("keydown", (e) => {
-      if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) { e.preventDefault(); htmx.trigger(form, "submit"); }
+      if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) { e.preventDefault(); if (!send.disabled) htmx.trigger(form, "submit"); }
       if (e.key === "Escape") text.blur();
     });
     form.addEventListener("htmx:afterRequest", (e) => {
-      if (e.detail.successful) { text.value = ""; clientId.value = newClientId(); }
+      if (!e.detail.successful || e.detail.elt !== form) return;
+      text.value = "";
+      clientId.value = newClientId();
+      form.querySelectorAll("input[name=template_vars]").forEach((i) => { i.value = ""; });
+      update();
     });
-    const replying = () => form.querySelector("input[name=private]:checked").value !== "true";
-    text.addEventListener("input", () => { if (replying()) typingPing(form, text.value.trim() !== ""); });
+    text.addEventListener("input", () => { if (!isNote()) typingPing(form, text.value.trim() !== ""); });
     text.addEventListener("blur", () => typingPing(form, false));
     form.addEventListener("submit", () => typingPing(form, false));
-    updateMode();
-    updateHint();
+    update();
   }
+
+  /* ---- merge and split ---------------------------------------------------------------------- */
+
+  function splitMode(on) {
+    const bar = document.getElementById("split-bar");
+    const toggle = document.querySelector("#reshape [data-action=split-mode]");
+    const timeline = document.getElementById("timeline");
+    if (!bar || !timeline) return;
+    bar.hidden = !on;
+    toggle.setAttribute("aria-pressed", on ? "true" : "false");
+    timeline.classList.toggle("selecting", on);
+    timeline.querySelectorAll("li[data-message-id]").forEach((li) => {
+      if (on) { li.tabIndex = 0; li.setAttribute("aria-checked", li.classList.contains("picked") ? "true" : "false"); li.setAttribute("role", "checkbox"); }
+      else { li.removeAttribute("tabindex"); li.removeAttribute("aria-checked"); li.removeAttribute("role"); li.classList.remove("picked"); }
+    });
+    if (on) { const first = timeline.querySelector("li[data-message-id]"); if (first) first.focus(); }
+    updateSplit();
+  }
+
+  function updateSplit() {
+    const bar = document.getElementById("split-bar");
+    if (!bar) return;
+    bar.querySelectorAll("input[name=message_ids]").forEach((i) => i.remove());
+    const picked = Array.from(document.querySelectorAll("#timeline li.picked[data-message-id]"));
+    picked.forEach((li) => {
+      const input = document.createElement("input");
+      input.type = "hidden";
+      input.name = "message_ids";
+      input.value = li.dataset.messageId;
+      bar.appendChild(input);
+    });
+    const count = document.getElementById("split-count");
+    const reshape = document.getElementById("reshape");
+    count.textContent = picked.length ? reshape.dataset.labelSelected.replace("%(num)s", picked.length) : "";
+    document.getElementById("split-submit").disabled = picked.length === 0;
+  }
+
+  function togglePicked(li) {
+    li.classList.toggle("picked");
+    li.setAttribute("aria-checked", li.classList.contains("picked") ? "true" : "false");
+    updateSplit();
+  }
+
+  function selecting() {
+    const timeline = document.getElementById("timeline");
+    return Boolean(timeline && timeline.classList.contains("selecting"));
+  }
+
+  document.addEventListener("click", (e) => {
+    const action = e.target.closest("#reshape [data-action], #merge-dialog [data-action]");
+    if (action) {
+      const what = action.dataset.action;
+      if (what === "merge") document.getElementById("merge-dialog").showModal();
+      if (what === "merge-cancel") document.getElementById("merge-dialog").close();
+      if (what === "split-mode") splitMode(!selecting());
+      if (what === "split-cancel") splitMode(false);
+      return;
+    }
+    if (!selecting()) return;
+    const li = e.target.closest("#timeline li[data-message-id]");
+    if (li && !e.target.closest("a, button")) togglePicked(li);
+  });
+
+  document.addEventListener("keydown", (e) => {
+    if (!selecting()) return;
+    const li = e.target.closest && e.target.closest("#timeline li[data-message-id]");
+    if (e.key === "Escape") { e.preventDefault(); splitMode(false); return; }
+    if (!li) return;
+    if (e.key === " " || e.key === "x") { e.preventDefault(); togglePicked(li); }
+    if (e.key === "ArrowDown" || e.key === "ArrowUp") {
+      e.preventDefault();
+      const all = Array.from(document.querySelectorAll("#timeline li[data-message-id]"));
+      const next = all[all.indexOf(li) + (e.key === "ArrowDown" ? 1 : -1)];
+      if (next) next.focus();
+    }
+    if (e.key === "Enter") { e.preventDefault(); const submit = document.getElementById("split-submit"); if (!submit.disabled) submit.click(); }
+  }, true);
 
   /* ---- keyboard shortcuts ------------------------------------------------------------------- */
 
@@ -331,6 +584,21 @@
       case "a": clickShortcut("a"); break;
       case "e": clickShortcut("e"); break;
       case "o": clickShortcut("o"); break;
+      case "c": {
+        const form = document.getElementById("composer");
+        if (form && form.cycleRoute) form.cycleRoute(1); else return;
+        break;
+      }
+      case "m": {
+        const btn = document.querySelector("#reshape [data-action=merge]");
+        if (btn && !btn.disabled) btn.click(); else return;
+        break;
+      }
+      case "s": {
+        const btn = document.querySelector("#reshape [data-action=split-mode]");
+        if (btn) btn.click(); else return;
+        break;
+      }
       case "1": case "2": case "3": {
         const tab = document.querySelector('[data-scope-key="' + e.key + '"]');
         if (tab) tab.click(); else return;
