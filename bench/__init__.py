@@ -1,0 +1,1 @@
+"""Rapport's benchmarks: `python -m bench` (see docs/performance.md). Not tests."""

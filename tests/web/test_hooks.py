@@ -214,3 +214,35 @@ async def test_a_refused_send_becomes_a_dead_letter_the_agent_can_retry(services
         await worker.drain()
     async with services.read_session() as session:
         assert (await session.get(Message, message.id)).status == DeliveryStatus.sent
+
+
+async def test_a_rotated_secret_takes_effect_on_the_next_call(client, services, factory):
+    """The hook keeps decrypted configs in memory: a changed inbox must never use a stale one."""
+    from rapport.domain.inboxes.actions import update_inbox
+    from rapport.domain.inboxes.models import Inbox
+
+    account = await factory.account()
+    inbox = await factory.api_inbox(account, secret="old-secret-0123456789abcdef")
+    body, headers = signed_api_call(BODY, secret="old-secret-0123456789abcdef")
+    response = await client.post(f"/hooks/api/{inbox.id}", content=body, headers=headers)
+    assert response.status_code == 200
+    async with services.session() as session:
+        row = await session.get(Inbox, inbox.id)
+        await update_inbox(
+            session,
+            inbox=row,
+            name=row.name,
+            config={"secret": "new-secret-0123456789abcdef", "previous_secret": ""},
+            box=services.box,
+            team_id=None,
+            is_active=True,
+        )
+        await events.commit(session)
+    second = {**BODY, "id": "m-2"}
+    body, headers = signed_api_call(second, secret="old-secret-0123456789abcdef")
+    response = await client.post(f"/hooks/api/{inbox.id}", content=body, headers=headers)
+    assert response.status_code in (401, 403)
+    body, headers = signed_api_call(second, secret="new-secret-0123456789abcdef")
+    response = await client.post(f"/hooks/api/{inbox.id}", content=body, headers=headers)
+    assert response.status_code == 200
+    assert await _count(services, InboundEvent) == 2

@@ -31,7 +31,9 @@ class ApiAuthFailed(Exception):
     """No valid API token."""
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
+    # async on purpose: FastAPI runs a plain `def` dependency in a worker thread, and this one
+    # is on every route (a thread hop per request showed in the webhook profile).
     services: Services = request.app.state.services
     return services
 

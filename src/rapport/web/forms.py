@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import inspect
 import types
 import typing
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import AnyUrl
+from pydantic import AnyUrl, BaseModel
 from pydantic.fields import FieldInfo
 
 from rapport.channels.base import Channel
@@ -44,10 +45,17 @@ def _label(name: str, info: FieldInfo) -> str:
     return info.title or name.replace("_", " ").capitalize()
 
 
+def _own_fields_first(config: type[BaseModel]) -> list[tuple[str, FieldInfo]]:
+    """A channel's own fields (its account ids) before those shared with a base config."""
+    own = list(inspect.get_annotations(config))
+    rank = {name: index for index, name in enumerate(own)}
+    return sorted(config.model_fields.items(), key=lambda item: rank.get(item[0], len(own)))
+
+
 def config_fields(adapter: Channel[Any], current: dict[str, Any] | None) -> list[FieldSpec]:
     current = current or {}
     specs = []
-    for name, info in adapter.Config.model_fields.items():
+    for name, info in _own_fields_first(adapter.Config):
         secret = name in adapter.secret_fields
         value = current.get(name, info.default if not info.is_required() else "")
         if value is None:

@@ -24,12 +24,12 @@ from typing import ClassVar
 
 from pydantic import AnyHttpUrl, Field
 
-from rapport.channels.meta_send_api import MetaAppSettings, SendApiChannel
+from rapport.channels.meta_app import SendApiChannel, SendApiSettings
 from rapport.domain.contacts.models import IdentityKind
 from rapport.domain.ports import ChannelPolicy
 
 
-class InstagramConfig(MetaAppSettings):
+class InstagramConfig(SendApiSettings):
     instagram_account_id: str = Field(
         min_length=1, max_length=64, pattern=r"^\d+$", description="Instagram account ID"
     )

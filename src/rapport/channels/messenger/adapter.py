@@ -21,23 +21,20 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import ClassVar
 
-from pydantic import AnyHttpUrl, Field
+from pydantic import Field
 
-from rapport.channels.meta_send_api import MetaAppSettings, SendApiChannel
+from rapport.channels.meta_app import SendApiChannel, SendApiSettings
 from rapport.domain.contacts.models import IdentityKind
 from rapport.domain.ports import ChannelPolicy
 
 
-class MessengerConfig(MetaAppSettings):
+class MessengerConfig(SendApiSettings):
     page_id: str = Field(min_length=1, max_length=64, pattern=r"^\d+$", description="Page ID")
     access_token: str = Field(min_length=8, description="Page access token")
     app_id: str = Field(
         default="",
         pattern=r"^\d*$",
         description="Your app's ID: messages the Page sends from other apps are then kept",
-    )
-    api_base_url: AnyHttpUrl = Field(
-        default=AnyHttpUrl("https://graph.facebook.com"), description="Graph API address"
     )
 
 

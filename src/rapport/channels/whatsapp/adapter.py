@@ -24,15 +24,13 @@ from datetime import timedelta
 from typing import Any, ClassVar
 
 import httpx
-from pydantic import AnyHttpUrl, BaseModel, Field
+from pydantic import Field
 
 from rapport.channels.base import (
     BadPayload,
-    Channel,
-    RawRequest,
     SendContext,
-    VerificationFailed,
 )
+from rapport.channels.meta_app import MetaAppSettings, MetaWebhookChannel
 from rapport.channels.whatsapp import parse
 from rapport.channels.whatsapp.outbound import message_body
 from rapport.domain.contacts.models import IdentityKind
@@ -45,7 +43,7 @@ from rapport.domain.ports import (
     ProviderReceipt,
     SendError,
 )
-from rapport.lib import meta_graph, meta_webhooks
+from rapport.lib import meta_graph
 from rapport.lib.http import retry_after_seconds
 
 # After a send whose answer was lost, wait this long for its "sent" status before trying again.
@@ -53,7 +51,7 @@ RECONCILE_SECONDS = 90.0
 TEMPLATE_PAGES = 5
 
 
-class WhatsAppConfig(BaseModel):
+class WhatsAppConfig(MetaAppSettings):
     phone_number_id: str = Field(
         min_length=1, max_length=64, pattern=r"^\d+$", description="Phone number ID"
     )
@@ -64,58 +62,18 @@ class WhatsAppConfig(BaseModel):
         description="WhatsApp Business Account ID (lists the templates)",
     )
     access_token: str = Field(min_length=8, description="System user access token")
-    app_secret: str = Field(min_length=8, description="App secret (signs the webhooks)")
-    previous_app_secret: str = Field(
-        default="", description="Still accepted on webhooks while you reset the app secret"
-    )
-    verify_token: str = Field(
-        min_length=8, max_length=200, description="Verify token you type in the webhook settings"
-    )
-    api_base_url: AnyHttpUrl = Field(
-        default=AnyHttpUrl("https://graph.facebook.com"), description="Graph API address"
-    )
-    api_version: str = Field(default="v21.0", pattern=r"^v\d+\.\d+$")
-
-    def endpoint(self, *parts: str) -> str:
-        return "/".join([str(self.api_base_url).rstrip("/"), self.api_version, *parts])
-
-    def auth(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.access_token}"}
 
 
-class WhatsAppChannel(Channel[WhatsAppConfig]):
+class WhatsAppChannel(MetaWebhookChannel[WhatsAppConfig]):
     kind: ClassVar[str] = "whatsapp"
     label: ClassVar[str] = "WhatsApp"
     Config = WhatsAppConfig
-    secret_fields: ClassVar[tuple[str, ...]] = (
-        "access_token",
-        "app_secret",
-        "previous_app_secret",
-        "verify_token",
-    )
     policy: ClassVar[ChannelPolicy] = ChannelPolicy(
         identity_kind=IdentityKind.phone,
         reply_window=timedelta(hours=24),
         templates=True,
         max_length=4096,
     )
-
-    def verify(self, request: RawRequest, config: WhatsAppConfig) -> None:
-        try:
-            meta_webhooks.verify_signature(
-                [config.app_secret, config.previous_app_secret],
-                request.body,
-                signature=request.header(meta_webhooks.SIGNATURE_HEADER),
-                legacy_signature=request.header(meta_webhooks.LEGACY_SIGNATURE_HEADER),
-            )
-        except meta_webhooks.MetaSignatureError as exc:
-            raise VerificationFailed(str(exc)) from exc
-
-    def handshake(self, request: RawRequest, config: WhatsAppConfig) -> str | None:
-        return meta_webhooks.handshake_challenge(request.query_string, config.verify_token)
-
-    def dedupe_key(self, request: RawRequest, config: WhatsAppConfig) -> str:
-        return meta_webhooks.body_key(request.body)
 
     def parse(self, body: bytes, content_type: str, config: WhatsAppConfig) -> Sequence[Parsed]:
         return parse.parse_payload(parse.load(body), phone_number_id=config.phone_number_id)

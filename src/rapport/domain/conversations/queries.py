@@ -7,8 +7,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -65,23 +66,24 @@ class ConversationPage:
 PAGE_SIZE = 25
 
 
-def _filtered(viewer: Viewer, flt: ConversationFilter, *, scope: Scope) -> Select[int]:
-    query = select(Conversation.id).where(visible_filter(viewer))
+def _conditions(viewer: Viewer, flt: ConversationFilter, *, scope: Scope) -> list[Any]:
+    """The list's WHERE clause: visibility, the filter and the scope, on `conversations`."""
+    conditions: list[Any] = [visible_filter(viewer)]
     if flt.status is not None:
-        query = query.where(Conversation.status == flt.status)
+        conditions.append(Conversation.status == flt.status)
     if flt.inbox_id is not None:
-        query = query.where(Conversation.inbox_id == flt.inbox_id)
+        conditions.append(Conversation.inbox_id == flt.inbox_id)
     if flt.team_id is not None:
-        query = query.where(Conversation.team_id == flt.team_id)
+        conditions.append(Conversation.team_id == flt.team_id)
     if flt.channel is not None:
-        query = query.where(Conversation.channel == flt.channel)
+        conditions.append(Conversation.channel == flt.channel)
     if flt.contact_id is not None:
-        query = query.where(Conversation.contact_id == flt.contact_id)
+        conditions.append(Conversation.contact_id == flt.contact_id)
     if scope == Scope.mine:
-        query = query.where(Conversation.assignee_id == viewer.user_id)
+        conditions.append(Conversation.assignee_id == viewer.user_id)
     elif scope == Scope.unassigned:
-        query = query.where(Conversation.assignee_id.is_(None))
-    return query
+        conditions.append(Conversation.assignee_id.is_(None))
+    return conditions
 
 
 def _cursor(conversation: Conversation) -> str:
@@ -106,11 +108,14 @@ async def list_conversations(
     cursor: str | None = None,
     limit: int = PAGE_SIZE,
 ) -> ConversationPage:
-    """One page of the inbox list, newest activity first, with the three scope counts."""
-    ids = _filtered(viewer, flt, scope=flt.scope).subquery()
+    """One page of the inbox list, newest activity first, with the three scope counts.
+
+    The conditions sit on the main query (not a subquery of ids joined back), so PostgreSQL
+    walks the (account, status, last activity) index backwards and stops after one page.
+    """
     query = (
         select(Conversation, Contact.name, User.name)
-        .join(ids, ids.c.id == Conversation.id)
+        .where(*_conditions(viewer, flt, scope=flt.scope))
         .join(Contact, Contact.id == Conversation.contact_id)
         .outerjoin(User, User.id == Conversation.assignee_id)
         .order_by(Conversation.last_activity_at.desc(), Conversation.id.desc())
@@ -148,8 +153,13 @@ async def scope_counts(
 ) -> dict[Scope, int]:
     counts: dict[Scope, int] = {}
     for scope in Scope:
-        sub = _filtered(viewer, flt, scope=scope).subquery()
-        counts[scope] = int(await session.scalar(select(func.count()).select_from(sub)) or 0)
+        # count(*), not count(id): the count can then be answered from the index alone.
+        query = (
+            select(func.count())
+            .select_from(Conversation)
+            .where(*_conditions(viewer, flt, scope=scope))
+        )
+        counts[scope] = int(await session.scalar(query) or 0)
     return counts
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import PlainTextResponse, Response
 
 from rapport.channels.base import BadPayload, Channel, RawRequest, VerificationFailed
@@ -25,6 +26,12 @@ router = APIRouter(include_in_schema=False)
 
 MAX_WEBHOOK_BYTES = 5 * 1024 * 1024
 
+# Decrypted, validated adapter configs, keyed by the inbox's ciphertext: any change to the
+# inbox's settings writes a new ciphertext (Fernet tokens are never reused), so an entry can
+# never be stale. Saves a decrypt and a pydantic validation on every provider call.
+_CONFIGS: dict[tuple[str, int, str], Any] = {}
+_CONFIGS_MAX = 1024
+
 
 async def _raw(request: Request) -> RawRequest:
     body = await request.body()
@@ -37,16 +44,50 @@ async def _raw(request: Request) -> RawRequest:
     )
 
 
+def _adapter(channel: str) -> Channel[Any]:
+    try:
+        return adapter_for(channel)
+    except KeyError:
+        raise NotFound("channel") from None
+
+
+def _config(services: Services, adapter: Channel[Any], inbox: Inbox) -> Any:
+    key = (adapter.kind, inbox.id, inbox.config_encrypted or "")
+    config = _CONFIGS.get(key)
+    if config is None:
+        config = adapter.load_config(inbox_config(inbox, services.box))
+        if len(_CONFIGS) >= _CONFIGS_MAX:
+            _CONFIGS.clear()
+        _CONFIGS[key] = config
+    return config
+
+
 async def _inbox_and_adapter(
     services: Services, channel: str, inbox_id: int
 ) -> tuple[Inbox, Channel[Any], Any]:
-    try:
-        adapter = adapter_for(channel)
-    except KeyError:
-        raise NotFound("channel") from None
+    adapter = _adapter(channel)
     async with services.read_session() as session:
         inbox = await inbox_for_hook(session, inbox_id=inbox_id, channel=channel)
-    return inbox, adapter, adapter.load_config(inbox_config(inbox, services.box))
+    return inbox, adapter, _config(services, adapter, inbox)
+
+
+def _verified_key(adapter: Channel[Any], raw: RawRequest, config: Any) -> str | Response:
+    """The call's dedupe key once its signature holds; otherwise the answer to give."""
+    try:
+        adapter.verify(raw, config)
+    except VerificationFailed as exc:
+        return PlainTextResponse("signature verification failed", status_code=exc.status_code)
+    try:
+        return adapter.dedupe_key(raw, config)
+    except BadPayload as exc:
+        return PlainTextResponse(str(exc), status_code=422)
+
+
+async def _store(session: AsyncSession, inbox: Inbox, key: str, raw: RawRequest) -> None:
+    await store_inbound(
+        session, inbox=inbox, dedupe_key=key, body=raw.body, content_type=raw.content_type
+    )
+    await events.commit(session)
 
 
 @router.get("/hooks/{channel}/{inbox_id}")
@@ -66,20 +107,29 @@ async def handshake(channel: str, inbox_id: int, request: Request, services: Svc
 async def receive(channel: str, inbox_id: int, request: Request, services: Svc) -> Response:
     if int(request.headers.get("content-length") or 0) > MAX_WEBHOOK_BYTES:
         return PlainTextResponse("payload too large", status_code=413)
-    inbox, adapter, config = await _inbox_and_adapter(services, channel, inbox_id)
+    adapter = _adapter(channel)
     raw = await _raw(request)
-    try:
-        adapter.verify(raw, config)
-    except VerificationFailed as exc:
-        return PlainTextResponse("signature verification failed", status_code=exc.status_code)
-    try:
-        key = adapter.dedupe_key(raw, config)
-    except BadPayload as exc:
-        return PlainTextResponse(str(exc), status_code=422)
-    async with services.session() as session:
-        await store_inbound(
-            session, inbox=inbox, dedupe_key=key, body=raw.body, content_type=raw.content_type
-        )
-        await events.commit(session)
+    if services.db.is_sqlite:
+        # SQLite's writing sessions take the write lock at their first statement (BEGIN
+        # IMMEDIATE): find the inbox and check the signature before taking it, so unsigned
+        # calls never queue in front of real writes.
+        async with services.read_session() as session:
+            inbox = await inbox_for_hook(session, inbox_id=inbox_id, channel=channel)
+        config = _config(services, adapter, inbox)
+        key = _verified_key(adapter, raw, config)
+        if isinstance(key, Response):
+            return key
+        async with services.session() as session:
+            await _store(session, inbox, key, raw)
+    else:
+        # One transaction for the lookup and the insert: a pool checkout (and its ping), a
+        # BEGIN and a ROLLBACK fewer per call. A refused call leaves having written nothing.
+        async with services.session() as session:
+            inbox = await inbox_for_hook(session, inbox_id=inbox_id, channel=channel)
+            config = _config(services, adapter, inbox)
+            key = _verified_key(adapter, raw, config)
+            if isinstance(key, Response):
+                return key
+            await _store(session, inbox, key, raw)
     ack = adapter.ack(raw, config)
     return Response(ack.body, status_code=ack.status_code, media_type=ack.content_type)

@@ -1,12 +1,14 @@
-"""What Messenger and Instagram share: Meta's Send API out, the messaging webhook in.
+"""What the channels on a Meta app share: its settings, its signed webhooks, the Send API.
 
-Both channels receive the same `messaging` webhook shape (signed with `X-Hub-Signature-256`,
-verified by Meta's GET handshake) and send through the same Send API with the same windows: a
-`RESPONSE` within 24 hours of the customer's last message, the `HUMAN_AGENT` tag up to 7 days,
-nothing after. Our idempotency key travels as `message.metadata`; the echo that carries it back
-matches our message, so a send whose answer was lost is not sent twice. Each channel's folder
-holds only what differs: its config (which account sends), the webhook `object`, the identity
-kind and policy.
+WhatsApp, Messenger and Instagram webhooks are signed alike (`X-Hub-Signature-256`, the app
+secret over the raw body, the previous secret accepted while it is reset) and verified by the
+same GET handshake: `MetaWebhookChannel`. Messenger and Instagram also share the `messaging`
+webhook shape and the Send API with its windows (a `RESPONSE` within 24 hours of the customer's
+last message, the `HUMAN_AGENT` tag up to 7 days, nothing after): `SendApiChannel`. Our
+idempotency key travels as `message.metadata`; the echo that carries it back matches our
+message, so a send whose answer was lost is not sent twice. Each channel's folder holds only
+what differs: its config (which account sends), the webhook `object`, the identity kind and
+policy.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ RECONCILE_SECONDS = 90.0  # wait for the echo of a send whose answer was lost
 
 
 class MetaAppSettings(BaseModel):
-    """The Meta app fields every Send API inbox has; a channel's config adds its account."""
+    """The Meta app fields every Meta inbox has; a channel's config adds its accounts."""
 
     access_token: str = Field(min_length=8, description="Access token")
     app_secret: str = Field(min_length=8, description="App secret (signs the webhooks)")
@@ -49,11 +51,6 @@ class MetaAppSettings(BaseModel):
     verify_token: str = Field(
         min_length=8, max_length=200, description="Verify token you type in the webhook settings"
     )
-    app_id: str = Field(
-        default="",
-        pattern=r"^\d*$",
-        description="Your app's ID: messages sent from other apps are then kept",
-    )
     api_base_url: AnyHttpUrl = Field(
         default=AnyHttpUrl("https://graph.facebook.com"), description="Graph API address"
     )
@@ -62,15 +59,27 @@ class MetaAppSettings(BaseModel):
     def endpoint(self, *parts: str) -> str:
         return "/".join([str(self.api_base_url).rstrip("/"), self.api_version, *parts])
 
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.access_token}"}
 
-ConfigT = TypeVar("ConfigT", bound=MetaAppSettings)
+
+class SendApiSettings(MetaAppSettings):
+    """A Messenger or Instagram inbox: the app's id tells our echoes from other apps'."""
+
+    app_id: str = Field(
+        default="",
+        pattern=r"^\d*$",
+        description="Your app's ID: messages sent from other apps are then kept",
+    )
 
 
-class SendApiChannel(Channel[ConfigT]):
-    """A channel on Meta's messaging webhook and Send API; subclasses name what differs."""
+AppConfigT = TypeVar("AppConfigT", bound=MetaAppSettings)
+ConfigT = TypeVar("ConfigT", bound=SendApiSettings)
 
-    webhook_object: ClassVar[str]  # the webhook's `object`: "page" or "instagram"
-    identity_kind: ClassVar[IdentityKind]  # how the customer is known: PSID or IGSID
+
+class MetaWebhookChannel(Channel[AppConfigT]):
+    """A channel whose webhooks come signed from a Meta app."""
+
     secret_fields: ClassVar[tuple[str, ...]] = (
         "access_token",
         "app_secret",
@@ -78,7 +87,7 @@ class SendApiChannel(Channel[ConfigT]):
         "verify_token",
     )
 
-    def verify(self, request: RawRequest, config: ConfigT) -> None:
+    def verify(self, request: RawRequest, config: AppConfigT) -> None:
         try:
             meta_webhooks.verify_signature(
                 [config.app_secret, config.previous_app_secret],
@@ -89,11 +98,18 @@ class SendApiChannel(Channel[ConfigT]):
         except meta_webhooks.MetaSignatureError as exc:
             raise VerificationFailed(str(exc)) from exc
 
-    def handshake(self, request: RawRequest, config: ConfigT) -> str | None:
+    def handshake(self, request: RawRequest, config: AppConfigT) -> str | None:
         return meta_webhooks.handshake_challenge(request.query_string, config.verify_token)
 
-    def dedupe_key(self, request: RawRequest, config: ConfigT) -> str:
+    def dedupe_key(self, request: RawRequest, config: AppConfigT) -> str:
         return meta_webhooks.body_key(request.body)
+
+
+class SendApiChannel(MetaWebhookChannel[ConfigT]):
+    """A channel on Meta's messaging webhook and Send API; subclasses name what differs."""
+
+    webhook_object: ClassVar[str]  # the webhook's `object`: "page" or "instagram"
+    identity_kind: ClassVar[IdentityKind]  # how the customer is known: PSID or IGSID
 
     def parse(self, body: bytes, content_type: str, config: ConfigT) -> Sequence[Parsed]:
         try:
@@ -114,7 +130,7 @@ class SendApiChannel(Channel[ConfigT]):
             response = await ctx.http.post(
                 config.endpoint(self.sender_id(config), "messages"),
                 json=body,
-                headers={"Authorization": f"Bearer {config.access_token}"},
+                headers=config.auth(),
             )
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
             raise SendError(f"could not reach {self.label}: {exc}", retryable=True) from exc
