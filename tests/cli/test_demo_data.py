@@ -9,6 +9,7 @@ from rapport.cli.demo_data import DEMO_PASSWORD, seed_demo
 from rapport.domain.agents.models import User
 from rapport.domain.inboxes.models import Inbox
 from rapport.domain.inboxes.queries import inbox_config
+from rapport.domain.segments.queries import segment_count, segments_of
 from tests.conftest import make_settings
 from tests.support.factory import login
 
@@ -49,3 +50,16 @@ async def test_the_demo_has_a_website_chat_and_every_sandbox_channel(client, ser
     assert f'<script src="/widget.js" data-inbox="{token}" async>' in page.text
     merges = await client.get("/contacts/merges")
     assert "María García" in merges.text and "Maria Garcia" in merges.text
+
+
+async def test_the_demo_has_contact_attributes_labels_and_segments(services, settings):
+    assert await seed_demo(settings)
+    async with services.read_session() as session:
+        admin = await session.scalar(select(User).where(User.email == "admin@rapport.demo"))
+        segments = await segments_of(session, account_id=admin.account_id)
+        counts = {
+            s.name: await segment_count(session, account_id=admin.account_id, segment_id=s.id)
+            for s in segments
+        }
+    assert set(counts) == {"VIP customers", "Paying, waiting on us"}
+    assert all(count > 0 for count in counts.values()), counts

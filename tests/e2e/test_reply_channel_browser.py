@@ -145,7 +145,7 @@ async def test_choosing_the_reply_channel(settings, services, factory, chromium)
             # Her last message came by SMS: the reply box now defaults to it. The agent looks
             # at WhatsApp again with the keyboard, and comes back to SMS.
             await expect(route.locator("option:checked")).to_contain_text("SMS · SMS")
-            await page.wait_for_function("document.getElementById('composer').dataset.ready")
+            await page.wait_for_selector("#composer[data-ready='1']")  # no eval: the CSP forbids it
             await page.evaluate("document.activeElement && document.activeElement.blur()")
             await page.keyboard.press("c")
             await expect(route.locator("option:checked")).to_contain_text("WhatsApp · WhatsApp")

@@ -10,13 +10,15 @@ from sqlalchemy import select
 from rapport.domain import events
 from rapport.domain.agents.actions import create_api_token
 from rapport.domain.agents.models import Role
+from rapport.domain.contacts import actions as contact_actions
 from rapport.domain.contacts import merge, suggestions
-from rapport.domain.contacts.models import Identity
+from rapport.domain.contacts.models import Contact, Identity
 from rapport.domain.conversations import actions
 from rapport.domain.conversations.actions import StoredFile
 from rapport.domain.conversations.models import Attachment, Conversation
 from rapport.domain.inboxes.actions import mark_inbound_failed, store_inbound
 from rapport.domain.inboxes.models import InboundEvent
+from rapport.domain.segments import actions as segment_actions
 from rapport.domain.webhooks.actions import create_subscription
 from rapport.domain.webhooks.models import WebhookDelivery
 from tests.support.factory import login
@@ -55,6 +57,7 @@ JSON_BODIES = {
     "/messages": {"content": "hello", "private": True},
     "/status": {"status": "resolved"},
     "/assignment": {"assignee_id": None, "team_id": None},
+    "/events": {"name": "order.placed", "properties": {}},
 }
 
 
@@ -98,8 +101,10 @@ async def ids_of_b(services, factory):
     async with services.read_session() as session:
         delivery = await session.scalar(select(WebhookDelivery))
         identity = await session.scalar(select(Identity))
+    profile_ids = await _contact_profile_of_b(services, b, admin, received)
     merge_id, suggestion_id = await _merge_and_suggestion(services, factory, b, inbox)
     return {
+        **profile_ids,
         "conversation_id": received.conversation.id,
         "message_id": note.id,
         "contact_id": received.conversation.contact_id,
@@ -117,6 +122,22 @@ async def ids_of_b(services, factory):
         "merge_id": merge_id,
         "suggestion_id": suggestion_id,
     }
+
+
+async def _contact_profile_of_b(services, b, admin, received):
+    """An attribute, a label on the contact and a segment of account B."""
+    async with services.session() as session:
+        definition = await contact_actions.define_attribute(
+            session, account_id=b.id, label="Plan", kind="text"
+        )
+        label = await contact_actions.create_label(session, account_id=b.id, name="VIP")
+        contact = await session.get(Contact, received.conversation.contact_id)
+        await contact_actions.add_label(session, contact=contact, label=label)
+        segment = await segment_actions.create_segment(
+            session, account_id=b.id, name="Globex secret plans", filters={}
+        )
+        await events.commit(session)
+    return {"definition_id": definition.id, "label_id": label.id, "segment_id": segment.id}
 
 
 async def _merge_and_suggestion(services, factory, account, inbox):
@@ -196,6 +217,9 @@ async def test_lists_never_show_another_accounts_rows(client, services, factory)
         "/settings/teams",
         "/settings/failures",
         "/settings/webhooks",
+        "/settings/attributes",
+        "/settings/labels",
+        "/segments",
     ]:
         page = await client.get(url)
         assert page.status_code == 200

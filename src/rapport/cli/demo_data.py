@@ -19,14 +19,17 @@ from rapport.domain.accounts.actions import create_account
 from rapport.domain.accounts.models import Account
 from rapport.domain.agents.actions import create_team, create_user, set_team_members
 from rapport.domain.agents.models import Role, Team, User
+from rapport.domain.contacts import actions as contact_actions
 from rapport.domain.contacts.actions import update_contact
 from rapport.domain.contacts.models import Contact, IdentityKind, Verification
+from rapport.domain.contacts.queries import attribute_definitions
 from rapport.domain.conversations import actions
 from rapport.domain.conversations.models import Conversation, DeliveryStatus, Message, Status
 from rapport.domain.events import Event
 from rapport.domain.inboxes.actions import create_inbox
 from rapport.domain.inboxes.models import Inbox
 from rapport.domain.ports import ChannelPolicy, IdentityClaim, InboundMessage
+from rapport.domain.segments.actions import create_segment
 from rapport.lib.clock import utcnow
 from rapport.lib.crypto import SecretBox
 from rapport.settings import Settings
@@ -217,6 +220,7 @@ async def _seed(session: AsyncSession, box: SecretBox, public_url: str) -> None:
         [admin, *agents],
         [billing, technical],
     )
+    await _profiles(session, rng, account)
     # The website chat: the sandbox page (/sandbox) carries its widget, so a newcomer can be a
     # website visitor, then write from a phone as the same person.
     await create_inbox(
@@ -335,5 +339,70 @@ async def _backdate(session: AsyncSession, conversation_id: int, *, hours: float
         update(Event)
         .where(Event.conversation_id == conversation_id)
         .values(created_at=now - shift + timedelta(minutes=3))
+    )
+    await events.commit(session)
+
+
+async def _profiles(session: AsyncSession, rng: random.Random, account: Account) -> None:
+    """Custom attributes, labels, a few custom events and two segments over the customers."""
+    for label, kind, options in [
+        ("Plan", "list", "Free\nPro\nEnterprise"),
+        ("Monthly spend", "number", ""),
+        ("Customer since", "date", ""),
+    ]:
+        await contact_actions.define_attribute(
+            session, account_id=account.id, label=label, kind=kind, options=options
+        )
+    definitions = await attribute_definitions(session, account_id=account.id)
+    vip = await contact_actions.create_label(
+        session, account_id=account.id, name="VIP", color="purple"
+    )
+    churn = await contact_actions.create_label(
+        session, account_id=account.id, name="Churn risk", color="orange"
+    )
+    contacts = await session.scalars(
+        select(Contact).where(Contact.account_id == account.id).order_by(Contact.id)
+    )
+    for index, contact in enumerate(contacts):
+        plan = ["Free", "Pro", "Enterprise"][index % 3]
+        values = {
+            "plan": plan,
+            "monthly_spend": str({"Free": 0, "Pro": 49, "Enterprise": 890}[plan]),
+            "customer_since": f"202{3 + index % 3}-0{1 + index % 9}-1{index % 10}",
+        }
+        await contact_actions.set_attributes(
+            session, contact=contact, definitions=definitions, values=values
+        )
+        if plan == "Enterprise":
+            await contact_actions.add_label(session, contact=contact, label=vip)
+        if index % 4 == 3:
+            await contact_actions.add_label(session, contact=contact, label=churn)
+        if index % 2 == 0:
+            await contact_actions.record_custom_event(
+                session,
+                account_id=account.id,
+                contact_id=contact.id,
+                name="order.placed",
+                properties={"order": f"A-{1000 + index}", "total": round(rng.uniform(20, 400), 2)},
+                occurred_at=utcnow() - timedelta(hours=rng.uniform(2, 48)),
+            )
+    await create_segment(
+        session,
+        account_id=account.id,
+        name="VIP customers",
+        description="Enterprise customers we look after personally",
+        filters={"conditions": [{"type": "label", "label_id": vip.id}]},
+    )
+    await create_segment(
+        session,
+        account_id=account.id,
+        name="Paying, waiting on us",
+        description="Pro or Enterprise with an open conversation",
+        filters={
+            "conditions": [
+                {"type": "attribute", "key": "monthly_spend", "op": "gt", "value": 0},
+                {"type": "open_conversation", "op": "has"},
+            ]
+        },
     )
     await events.commit(session)

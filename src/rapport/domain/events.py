@@ -317,6 +317,18 @@ class IdentityAdded(DomainEvent):
     kind: str
     verification: str
 
+
+class ContactCustomEvent(DomainEvent):
+    """Something the customer did elsewhere, posted through the API (an order, a page visit)."""
+
+    type: ClassVar[str] = "contact.custom_event"
+    audience: ClassVar[Audience] = Audience.account
+
+    contact_id: int
+    name: str
+    properties: dict[str, Any]
+    occurred_at: datetime
+
     @property
     def contact_ref(self) -> int | None:
         return self.contact_id
@@ -345,6 +357,45 @@ class WebhookSubscriptionChanged(DomainEvent):
     change: str
 
 
+class Change(StrEnum):
+    created = "created"
+    updated = "updated"
+    deleted = "deleted"
+
+
+class AttributeDefinitionChanged(DomainEvent):
+    """An admin added, renamed or removed a custom contact attribute."""
+
+    type: ClassVar[str] = "contact_attribute.changed"
+    audience: ClassVar[Audience] = Audience.admins
+
+    definition_id: int
+    key: str
+    change: Change
+
+
+class LabelChanged(DomainEvent):
+    """A label was created, renamed (or recoloured) or deleted."""
+
+    type: ClassVar[str] = "label.changed"
+    audience: ClassVar[Audience] = Audience.account
+
+    label_id: int
+    name: str
+    change: Change
+
+
+class SegmentChanged(DomainEvent):
+    """A segment (a saved contact filter) was created, edited or deleted."""
+
+    type: ClassVar[str] = "segment.changed"
+    audience: ClassVar[Audience] = Audience.account
+
+    segment_id: int
+    name: str
+    change: Change
+
+
 class InboundFailed(DomainEvent):
     """A stored provider payload could not be processed; it is kept for a retry after a fix."""
 
@@ -370,6 +421,10 @@ EVENT_TYPES: dict[str, type[DomainEvent]] = {
         ContactCreated,
         ContactUpdated,
         ConsentChanged,
+        ContactCustomEvent,
+        AttributeDefinitionChanged,
+        LabelChanged,
+        SegmentChanged,
         ContactsMerged,
         ContactsUnmerged,
         MergeSuggested,

@@ -22,6 +22,7 @@ from rapport.web.routes import (
     api_docs,
     api_v1,
     auth,
+    contact_settings,
     contacts,
     files,
     hooks,
@@ -30,6 +31,7 @@ from rapport.web.routes import (
     ops,
     profile,
     realtime,
+    segments,
     settings_webhooks,
     typing,
     widget,
@@ -112,7 +114,9 @@ def create_app(
         api_docs,
     ):
         app.include_router(module.router)
-    for module in (settings_webhooks, typing, widget, widget_messages, widget_socket):
+    for module in (contact_settings, segments, settings_webhooks):
+        app.include_router(module.router)
+    for module in (typing, widget, widget_messages, widget_socket):
         app.include_router(module.router)
     # Demo and development only: the sandbox page and the fake providers it plays.
     app.state.sandbox = install_sandbox(app, settings)

@@ -364,3 +364,26 @@ class WidgetSessionRead(BaseModel):
     conversation_id: int | None
     identified: bool
     details: dict[str, str]
+
+
+# --- custom events (contact timeline) -----------------------------------------------------------
+
+
+class CustomEventCreate(BaseModel):
+    """Something the customer did elsewhere: `{"name": "order.placed", "properties": {...}}`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=64, examples=["order.placed"])
+    properties: dict[str, Any] = Field(default_factory=dict, examples=[{"total": 42.5}])
+    occurred_at: datetime | None = Field(
+        default=None, description="When it happened; now when left out."
+    )
+
+
+class CustomEventRead(BaseModel):
+    contact_id: int
+    name: str
+    properties: dict[str, Any]
+    occurred_at: datetime
+    seq: int = Field(description="The event's number in the account's event log.")

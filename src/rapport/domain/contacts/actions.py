@@ -2,27 +2,33 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import delete, select, tuple_
+from sqlalchemy import delete, func, select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rapport.domain import events
 from rapport.domain.accounts.models import Account
 from rapport.domain.agents.models import User
-from rapport.domain.contacts import suggestions
+from rapport.domain.contacts import policies, suggestions
 from rapport.domain.contacts.models import (
     TRUSTED_VERIFICATIONS,
+    AttributeDefinition,
+    AttributeKind,
     Contact,
+    ContactLabel,
     Identity,
     IdentityKind,
+    Label,
     Verification,
 )
 from rapport.domain.errors import Conflict, InvalidInput, NotFound
 from rapport.domain.ports import Consent, IdentityClaim
-from rapport.lib.clock import utcnow
+from rapport.lib.clock import ensure_utc, utcnow
 from rapport.lib.identities import InvalidIdentity, normalise_email, normalise_phone
 
 # Strongest first: a stronger claim upgrades an identity's recorded verification.
@@ -392,3 +398,289 @@ async def delete_contact(session: AsyncSession, *, contact: Contact, actor: User
         event=events.ContactDeleted(contact_id=contact.id),
         actor_user_id=actor.id,
     )
+
+
+# --- custom attributes ------------------------------------------------------------------------
+
+
+async def define_attribute(
+    session: AsyncSession,
+    *,
+    account_id: int,
+    label: str,
+    kind: str,
+    key: str = "",
+    options: Sequence[str] | str = (),
+    actor_user_id: int | None = None,
+) -> AttributeDefinition:
+    """Add a custom attribute to the account's contacts (its type is fixed from then on)."""
+    clean_label = " ".join(label.replace("\x00", "").split())[:120]
+    if not clean_label:
+        raise InvalidInput("an attribute needs a label", field="label")
+    try:
+        attribute_kind = AttributeKind(kind)
+    except ValueError:
+        raise InvalidInput("unknown attribute type", field="kind") from None
+    clean_key = policies.check_key(key.strip() or policies.key_from_label(clean_label))
+    taken = await session.scalar(
+        select(AttributeDefinition.id).where(
+            AttributeDefinition.account_id == account_id, AttributeDefinition.key == clean_key
+        )
+    )
+    if taken is not None:
+        raise Conflict("an attribute with this key already exists")
+    position = await session.scalar(
+        select(func.count()).where(AttributeDefinition.account_id == account_id)
+    )
+    definition = AttributeDefinition(
+        account_id=account_id,
+        key=clean_key,
+        label=clean_label,
+        kind=attribute_kind,
+        options=policies.parse_options(attribute_kind, options),
+        position=int(position or 0),
+    )
+    session.add(definition)
+    await session.flush()
+    _definition_changed(session, definition, events.Change.created, actor_user_id)
+    return definition
+
+
+async def update_attribute(
+    session: AsyncSession,
+    *,
+    definition: AttributeDefinition,
+    label: str,
+    options: Sequence[str] | str = (),
+    actor_user_id: int | None = None,
+) -> AttributeDefinition:
+    """Rename an attribute or change its options; values already stored are kept."""
+    clean_label = " ".join(label.replace("\x00", "").split())[:120]
+    if not clean_label:
+        raise InvalidInput("an attribute needs a label", field="label")
+    definition.label = clean_label
+    definition.options = policies.parse_options(AttributeKind(definition.kind), options)
+    await session.flush()
+    _definition_changed(session, definition, events.Change.updated, actor_user_id)
+    return definition
+
+
+async def delete_attribute(
+    session: AsyncSession, *, definition: AttributeDefinition, actor_user_id: int | None = None
+) -> None:
+    """Remove the definition; contacts' stored values stay in their JSON but are no longer shown."""
+    _definition_changed(session, definition, events.Change.deleted, actor_user_id)
+    await session.delete(definition)
+    await session.flush()
+
+
+def _definition_changed(
+    session: AsyncSession,
+    definition: AttributeDefinition,
+    change: events.Change,
+    actor_user_id: int | None,
+) -> None:
+    events.record(
+        session,
+        account_id=definition.account_id,
+        event=events.AttributeDefinitionChanged(
+            definition_id=definition.id, key=definition.key, change=change
+        ),
+        actor_user_id=actor_user_id,
+    )
+
+
+async def set_attributes(
+    session: AsyncSession,
+    *,
+    contact: Contact,
+    definitions: Sequence[AttributeDefinition],
+    values: Mapping[str, object],
+    actor_user_id: int | None = None,
+) -> list[str]:
+    """Set the given attributes (an empty value unsets one); every value is checked first.
+
+    All-or-nothing: the first invalid value raises InvalidInput naming its key, and nothing
+    changes. Returns the keys whose value changed.
+    """
+    by_key = {d.key: d for d in definitions}
+    parsed: dict[str, policies.AttributeValue | None] = {}
+    for key, raw in values.items():
+        definition = by_key.get(key)
+        if definition is None:
+            raise InvalidInput("unknown attribute", field=key)
+        try:
+            parsed[key] = policies.parse_value(
+                AttributeKind(definition.kind), definition.options, raw
+            )
+        except InvalidInput as exc:
+            raise InvalidInput(str(exc), field=key) from None
+    current = dict(contact.attributes or {})
+    changed = [key for key, value in parsed.items() if current.get(key) != value]
+    if not changed:
+        return []
+    for key in changed:
+        if parsed[key] is None:
+            current.pop(key, None)
+        else:
+            current[key] = parsed[key]
+    contact.attributes = current  # a new dict, so the JSON column is seen as changed
+    contact.updated_at = utcnow()
+    events.record(
+        session,
+        account_id=contact.account_id,
+        event=events.ContactUpdated(contact_id=contact.id, fields=["attributes"]),
+        actor_user_id=actor_user_id,
+    )
+    return changed
+
+
+# --- labels -----------------------------------------------------------------------------------
+
+
+async def create_label(
+    session: AsyncSession,
+    *,
+    account_id: int,
+    name: str,
+    color: str | None = None,
+    actor_user_id: int | None = None,
+) -> Label:
+    clean, colour = policies.check_label(name, color)
+    taken = await session.scalar(
+        select(Label.id).where(Label.account_id == account_id, Label.name == clean)
+    )
+    if taken is not None:
+        raise Conflict("a label with this name already exists")
+    label = Label(account_id=account_id, name=clean, color=colour)
+    session.add(label)
+    await session.flush()
+    _label_changed(session, label, events.Change.created, actor_user_id)
+    return label
+
+
+async def update_label(
+    session: AsyncSession,
+    *,
+    label: Label,
+    name: str,
+    color: str | None,
+    actor_user_id: int | None = None,
+) -> Label:
+    clean, colour = policies.check_label(name, color)
+    if clean != label.name:
+        taken = await session.scalar(
+            select(Label.id).where(Label.account_id == label.account_id, Label.name == clean)
+        )
+        if taken is not None:
+            raise Conflict("a label with this name already exists")
+    label.name, label.color = clean, colour
+    await session.flush()
+    _label_changed(session, label, events.Change.updated, actor_user_id)
+    return label
+
+
+async def delete_label(
+    session: AsyncSession, *, label: Label, actor_user_id: int | None = None
+) -> None:
+    """Delete the label; it comes off every contact that carried it."""
+    _label_changed(session, label, events.Change.deleted, actor_user_id)
+    await session.execute(delete(ContactLabel).where(ContactLabel.label_id == label.id))
+    await session.delete(label)
+    await session.flush()
+
+
+async def add_label(
+    session: AsyncSession, *, contact: Contact, label: Label, actor_user_id: int | None = None
+) -> bool:
+    """Put a label on a contact; False when it already carries it."""
+    if label.account_id != contact.account_id:
+        raise NotFound("label")
+    if await session.get(ContactLabel, (contact.id, label.id)) is not None:
+        return False
+    session.add(ContactLabel(contact_id=contact.id, label_id=label.id, account_id=label.account_id))
+    await session.flush()
+    _labels_changed(session, contact, actor_user_id)
+    return True
+
+
+async def remove_label(
+    session: AsyncSession, *, contact: Contact, label: Label, actor_user_id: int | None = None
+) -> bool:
+    """Take a label off a contact; False when it did not carry it."""
+    link = await session.get(ContactLabel, (contact.id, label.id))
+    if link is None or label.account_id != contact.account_id:
+        return False
+    await session.delete(link)
+    await session.flush()
+    _labels_changed(session, contact, actor_user_id)
+    return True
+
+
+def _label_changed(
+    session: AsyncSession, label: Label, change: events.Change, actor_user_id: int | None
+) -> None:
+    events.record(
+        session,
+        account_id=label.account_id,
+        event=events.LabelChanged(label_id=label.id, name=label.name, change=change),
+        actor_user_id=actor_user_id,
+    )
+
+
+def _labels_changed(session: AsyncSession, contact: Contact, actor_user_id: int | None) -> None:
+    contact.updated_at = utcnow()
+    events.record(
+        session,
+        account_id=contact.account_id,
+        event=events.ContactUpdated(contact_id=contact.id, fields=["labels"]),
+        actor_user_id=actor_user_id,
+    )
+
+
+# --- custom events ----------------------------------------------------------------------------
+
+# How far ahead of our clock a reported time may be (the caller's clock may run a little fast).
+FUTURE_TOLERANCE = timedelta(days=1)
+
+
+async def record_custom_event(
+    session: AsyncSession,
+    *,
+    account_id: int,
+    contact_id: int,
+    name: str,
+    properties: dict[str, Any],
+    occurred_at: datetime | None = None,
+    actor_user_id: int | None = None,
+) -> events.ContactCustomEvent:
+    """Append something the customer did elsewhere (an order placed) to their timeline.
+
+    A contact that was merged away records on the contact it was merged into, so integrations
+    holding an old id keep working.
+    """
+    clean_name, clean_properties = policies.check_custom_event(name, properties)
+    try:
+        when = ensure_utc(occurred_at) if occurred_at is not None else utcnow()
+    except (OverflowError, ValueError):  # e.g. year 1 with a positive offset
+        raise InvalidInput("occurred_at is not a usable time", field="occurred_at") from None
+    if when > utcnow() + FUTURE_TOLERANCE:
+        raise InvalidInput("occurred_at is in the future", field="occurred_at")
+    contact = await _live_contact(session, account_id=account_id, contact_id=contact_id)
+    event = events.ContactCustomEvent(
+        contact_id=contact.id, name=clean_name, properties=clean_properties, occurred_at=when
+    )
+    events.record(session, account_id=account_id, event=event, actor_user_id=actor_user_id)
+    contact.last_activity_at = max(contact.last_activity_at, when)
+    return event
+
+
+async def _live_contact(session: AsyncSession, *, account_id: int, contact_id: int) -> Contact:
+    contact = await session.get(Contact, contact_id)
+    for _ in range(10):  # merges chain at most a few times; the bound guards a broken cycle
+        if contact is None or contact.account_id != account_id:
+            raise NotFound("contact")
+        if contact.merged_into_id is None:
+            return contact
+        contact = await session.get(Contact, contact.merged_into_id)
+    raise NotFound("contact")

@@ -14,14 +14,14 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
 from rapport.domain import events
 from rapport.domain.contacts import suggestions
 from rapport.domain.contacts.merge_models import ContactMerge, MergeSuggestion, SuggestionStatus
-from rapport.domain.contacts.models import Contact, Identity
+from rapport.domain.contacts.models import Contact, ContactLabel, Identity
 from rapport.domain.conversations.models import Conversation
 from rapport.domain.errors import Conflict, InvalidInput, NotFound
 from rapport.domain.events import Event
@@ -66,6 +66,7 @@ async def merge_contacts(
             session, Conversation, Conversation.contact_id, merged.id, survivor.id
         ),
         "events": await _move(session, Event, Event.contact_id, merged.id, survivor.id),
+        "labels_added": await _copy_labels(session, merged, survivor),
         **_combine_profiles(survivor, merged),
     }
     merged.merged_into_id = survivor.id
@@ -119,6 +120,7 @@ async def unmerge_contacts(
     await _move_back(session, Event, Event.contact_id, moved["events"], survivor, merged)
     await _events_of_conversations_back(session, moved["conversations"], survivor, merged)
     _restore_survivor(survivor, record)
+    await _remove_copied_labels(session, survivor, moved.get("labels_added", []))
     _restore_profile(merged, record.snapshot["merged"])
     merged.merged_into_id = None
     record.unmerged_at = utcnow()
@@ -238,6 +240,39 @@ async def _events_of_conversations_back(
 
 
 # --- profiles ----------------------------------------------------------------------------------
+
+
+async def _copy_labels(session: AsyncSession, merged: Contact, survivor: Contact) -> list[int]:
+    """Put the merged contact's labels on the survivor; the merged contact keeps its own rows,
+    so an unmerge only has to take back the ones added here."""
+    theirs = set(
+        await session.scalars(
+            select(ContactLabel.label_id).where(ContactLabel.contact_id == merged.id)
+        )
+    )
+    own = set(
+        await session.scalars(
+            select(ContactLabel.label_id).where(ContactLabel.contact_id == survivor.id)
+        )
+    )
+    added = sorted(theirs - own)
+    for label_id in added:
+        session.add(
+            ContactLabel(contact_id=survivor.id, label_id=label_id, account_id=survivor.account_id)
+        )
+    await session.flush()
+    return added
+
+
+async def _remove_copied_labels(
+    session: AsyncSession, survivor: Contact, label_ids: Sequence[int]
+) -> None:
+    if label_ids:
+        await session.execute(
+            delete(ContactLabel).where(
+                ContactLabel.contact_id == survivor.id, ContactLabel.label_id.in_(list(label_ids))
+            )
+        )
 
 
 def _profile(contact: Contact) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from rapport.db.base import Base, BigId, JsonDoc
@@ -68,6 +68,62 @@ class Contact(Base):
     @property
     def display_name(self) -> str:
         return self.name or f"Contact #{self.id}"
+
+
+class AttributeKind(StrEnum):
+    """The types a custom attribute can have."""
+
+    text = "text"
+    number = "number"
+    date = "date"
+    choice = "list"  # one of a fixed list of options
+
+
+class AttributeDefinition(Base):
+    """A custom attribute an account defines for its contacts; values live in Contact.attributes."""
+
+    __tablename__ = "attribute_definitions"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    account_id: Mapped[int] = mapped_column(BigId, ForeignKey("accounts.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(40))
+    label: Mapped[str] = mapped_column(String(120))
+    kind: Mapped[str] = mapped_column(String(16))
+    options: Mapped[list[str]] = mapped_column(JsonDoc, default=list)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    __table_args__ = (UniqueConstraint("account_id", "key"),)
+
+
+class Label(Base):
+    """A tag an account puts on contacts (VIP, churn risk...), with an optional colour."""
+
+    __tablename__ = "labels"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    account_id: Mapped[int] = mapped_column(BigId, ForeignKey("accounts.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(60))
+    color: Mapped[str | None] = mapped_column(String(7))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    __table_args__ = (UniqueConstraint("account_id", "name"),)
+
+
+class ContactLabel(Base):
+    __tablename__ = "contact_labels"
+
+    contact_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True
+    )
+    label_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("labels.id", ondelete="CASCADE"), primary_key=True
+    )
+    account_id: Mapped[int] = mapped_column(BigId, ForeignKey("accounts.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    # Segments ask "which contacts carry label L".
+    __table_args__ = (Index("ix_contact_labels_label", "label_id", "contact_id"),)
 
 
 class Identity(Base):

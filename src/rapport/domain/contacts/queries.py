@@ -2,18 +2,30 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from rapport.domain.accounts.models import Account
+from rapport.domain.agents.models import User
 from rapport.domain.contacts.actions import normalise_claim
-from rapport.domain.contacts.models import Contact, Identity, IdentityKind, Verification
-from rapport.domain.conversations.models import Conversation
+from rapport.domain.contacts.models import (
+    AttributeDefinition,
+    Contact,
+    ContactLabel,
+    Identity,
+    IdentityKind,
+    Label,
+    Verification,
+)
+from rapport.domain.conversations.models import Conversation, Message
 from rapport.domain.conversations.policies import Viewer, visible_filter
 from rapport.domain.errors import InvalidInput, NotFound
+from rapport.domain.events import Event
 from rapport.domain.ports import IdentityClaim
 
 
@@ -186,3 +198,194 @@ async def contact_by_identity(
     if identity is None:
         raise NotFound("contact")
     return await get_contact(session, account_id=account.id, contact_id=identity.contact_id)
+
+
+# --- custom attributes and labels -------------------------------------------------------------
+
+
+async def attribute_definitions(
+    session: AsyncSession, *, account_id: int
+) -> list[AttributeDefinition]:
+    rows = await session.scalars(
+        select(AttributeDefinition)
+        .where(AttributeDefinition.account_id == account_id)
+        .order_by(AttributeDefinition.position, AttributeDefinition.id)
+    )
+    return list(rows)
+
+
+async def get_attribute_definition(
+    session: AsyncSession, *, account_id: int, definition_id: int
+) -> AttributeDefinition:
+    found = await session.get(AttributeDefinition, definition_id)
+    if found is None or found.account_id != account_id:
+        raise NotFound("attribute")
+    return found
+
+
+@dataclass(frozen=True)
+class AttributeRow:
+    """One defined attribute of a contact, with its value (None when not set)."""
+
+    definition: AttributeDefinition
+    value: str | int | float | None
+
+
+def attribute_rows(
+    contact: Contact, definitions: Sequence[AttributeDefinition]
+) -> list[AttributeRow]:
+    values = contact.attributes or {}
+    return [AttributeRow(d, values.get(d.key)) for d in definitions]
+
+
+async def labels_of_account(session: AsyncSession, *, account_id: int) -> list[Label]:
+    rows = await session.scalars(
+        select(Label).where(Label.account_id == account_id).order_by(Label.name)
+    )
+    return list(rows)
+
+
+async def get_label(session: AsyncSession, *, account_id: int, label_id: int) -> Label:
+    found = await session.get(Label, label_id)
+    if found is None or found.account_id != account_id:
+        raise NotFound("label")
+    return found
+
+
+async def labels_of(session: AsyncSession, contact_id: int) -> list[Label]:
+    rows = await session.scalars(
+        select(Label)
+        .join(ContactLabel, ContactLabel.label_id == Label.id)
+        .where(ContactLabel.contact_id == contact_id)
+        .order_by(Label.name)
+    )
+    return list(rows)
+
+
+# --- the customer timeline --------------------------------------------------------------------
+
+# What the contact timeline shows, all read from the event log (every one carries contact_id).
+CONTACT_TIMELINE_TYPES = (
+    "message.created",
+    "conversation.channel_switched",
+    "conversation.assigned",
+    "conversation.status_changed",
+    "contact.custom_event",
+)
+
+
+@dataclass(frozen=True)
+class ContactTimelineItem:
+    """One entry: an event, with its message when it is one, and who did it."""
+
+    event: Event
+    actor_name: str | None
+    message: Message | None = None
+
+    @property
+    def kind(self) -> str:
+        return self.event.type
+
+
+@dataclass(frozen=True)
+class ContactTimelinePage:
+    items: list[ContactTimelineItem]  # newest first
+    next_before: int | None  # pass as `before` for the next (older) page; None at the start
+
+
+async def contact_timeline(
+    session: AsyncSession,
+    *,
+    account_id: int,
+    contact_id: int,
+    before: int | None,
+    limit: int,
+    viewer: Viewer | None = None,
+) -> ContactTimelinePage:
+    """One page of everything that happened with a contact, across channels, newest first.
+
+    Keyset pagination on the event id walks ix_events_contact (contact_id, id) backwards, so a
+    page costs the same on the first day and after millions of events. With a viewer, events of
+    conversations they may not see are left out (the one visibility rule).
+    """
+    actor = aliased(User)
+    query = (
+        select(Event, actor.name)
+        .outerjoin(actor, actor.id == Event.actor_user_id)
+        .where(
+            Event.contact_id == contact_id,
+            Event.account_id == account_id,
+            Event.type.in_(CONTACT_TIMELINE_TYPES),
+        )
+        .order_by(Event.id.desc())
+        .limit(limit + 1)
+    )
+    if before is not None:
+        query = query.where(Event.id < before)
+    if viewer is not None and not viewer.sees_everything:
+        visible = select(Conversation.id).where(
+            Conversation.contact_id == contact_id, visible_filter(viewer)
+        )
+        query = query.where(Event.conversation_id.is_(None) | Event.conversation_id.in_(visible))
+    rows = (await session.execute(query)).all()
+    has_more = len(rows) > limit
+    rows = rows[:limit]
+    messages = await _messages_by_id(session, account_id, [event for event, _ in rows])
+    items = [
+        ContactTimelineItem(event, name, messages.get(int(event.data.get("message_id") or 0)))
+        for event, name in rows
+    ]
+    return ContactTimelinePage(items, rows[-1][0].id if has_more and rows else None)
+
+
+async def _messages_by_id(
+    session: AsyncSession, account_id: int, rows: Sequence[Event]
+) -> dict[int, Message]:
+    ids = [int(e.data["message_id"]) for e in rows if e.type == "message.created"]
+    if not ids:
+        return {}
+    found = await session.scalars(
+        select(Message).where(Message.id.in_(ids), Message.account_id == account_id)
+    )
+    return {m.id: m for m in found}
+
+
+# --- what an agent sees beside a conversation ("no repeating") ---------------------------------
+
+
+@dataclass(frozen=True)
+class EarlierConversation:
+    conversation: Conversation
+    last_messages: list[Message]  # oldest first, private notes included
+
+
+async def earlier_conversations(
+    session: AsyncSession,
+    *,
+    contact_id: int,
+    viewer: Viewer,
+    exclude_id: int | None,
+    conversations: int = 5,
+    messages: int = 3,
+) -> list[EarlierConversation]:
+    """The contact's other conversations on any channel, with their last few messages."""
+    rows = await session.scalars(
+        select(Conversation)
+        .where(
+            Conversation.contact_id == contact_id,
+            visible_filter(viewer),
+            Conversation.id != (exclude_id or 0),
+        )
+        .order_by(Conversation.last_activity_at.desc(), Conversation.id.desc())
+        .limit(conversations)
+    )
+    result: list[EarlierConversation] = []
+    for conversation in rows:
+        latest = await session.scalars(
+            select(Message)
+            .where(Message.conversation_id == conversation.id)
+            .order_by(Message.id.desc())
+            .limit(messages)
+        )
+        result.append(EarlierConversation(conversation, list(reversed(list(latest)))))
+    return result

@@ -12,7 +12,14 @@ from starlette.responses import RedirectResponse, Response
 from rapport.channels.registry import adapter_for
 from rapport.domain import events
 from rapport.domain.agents.queries import agents_of, teams_of
-from rapport.domain.contacts.queries import conversations_of, get_contact, identities_of
+from rapport.domain.contacts.queries import (
+    attribute_definitions,
+    attribute_rows,
+    earlier_conversations,
+    get_contact,
+    identities_of,
+    labels_of,
+)
 from rapport.domain.conversations import actions, reshape
 from rapport.domain.conversations.models import Conversation, Message, Status
 from rapport.domain.conversations.policies import can_see
@@ -80,18 +87,8 @@ async def _conversation_context(
     session: AsyncSession, agent: Agent, conversation: Conversation
 ) -> dict[str, Any]:
     items, has_more = await conversation_timeline(session, conversation=conversation)
-    contact = await get_contact(
-        session, account_id=agent.account.id, contact_id=conversation.contact_id
-    )
     return {
-        "conversation": conversation,
-        "contact": contact,
-        "identities": await identities_of(session, contact.id),
-        "previous": [
-            c
-            for c in await conversations_of(session, contact.id, viewer=agent.viewer, limit=6)
-            if c.id != conversation.id
-        ],
+        **await _panel_context(session, agent, conversation),
         "timeline": items,
         "has_more": has_more,
         "names": await names_by_id(session, agent.account.id),
@@ -120,6 +117,26 @@ async def _full_context(
             await session.get(Conversation, conversation.merged_into_id)
             if conversation.merged_into_id
             else None
+        ),
+    }
+
+
+async def _panel_context(
+    session: AsyncSession, agent: Agent, conversation: Conversation
+) -> dict[str, Any]:
+    """What the agent sees beside a conversation so nobody repeats themselves."""
+    contact = await get_contact(
+        session, account_id=agent.account.id, contact_id=conversation.contact_id
+    )
+    definitions = await attribute_definitions(session, account_id=agent.account.id)
+    return {
+        "conversation": conversation,
+        "contact": contact,
+        "identities": await identities_of(session, contact.id),
+        "attributes": [r for r in attribute_rows(contact, definitions) if r.value is not None],
+        "labels": await labels_of(session, contact.id),
+        "earlier": await earlier_conversations(
+            session, contact_id=contact.id, viewer=agent.viewer, exclude_id=conversation.id
         ),
     }
 
@@ -203,6 +220,19 @@ async def conversation_header(
         request,
         "inbox/_header.html",
         await _conversation_context(session, agent, conversation),
+    )
+
+
+@router.get("/conversations/{conversation_id}/panel")
+async def contact_panel(
+    request: Request, conversation_id: int, agent: CurrentAgent, session: DbSession
+) -> Response:
+    """The contact side panel alone, refreshed live when the conversation is assigned."""
+    conversation = await get_visible_conversation(
+        session, viewer=agent.viewer, conversation_id=conversation_id
+    )
+    return render(
+        request, "inbox/_contact_panel.html", await _panel_context(session, agent, conversation)
     )
 
 

@@ -102,6 +102,14 @@
     htmx.ajax("GET", "/conversations/" + id + "/header", { target: "#conversation-header", swap: "innerHTML" });
   }
 
+  /* The contact panel (earlier conversations, attributes, labels) follows an assignment live. */
+  function refreshPanel(id) {
+    if (!document.getElementById("contact-panel")) return;
+    // Its own source element: htmx queues requests per source, and the header and list
+    // refreshes (sourced from <body>) would otherwise replace this one in the queue.
+    htmx.ajax("GET", "/conversations/" + id + "/panel", { source: "#contact-panel", target: "#contact-panel", swap: "outerHTML" });
+  }
+
   async function fetchFragment(url) {
     const response = await fetch(url, { headers: { "HX-Request": "true" }, credentials: "same-origin" });
     if (!response.ok) return null;
@@ -178,6 +186,9 @@
         if (here) upsertMessage(open, data.message_id);
         break;
       case "conversation.assigned":
+        if (here) { refreshHeader(open); refreshPanel(open); }
+        refreshList();
+        break;
       case "conversation.status_changed":
       case "conversation.channel_switched":
         if (here) { refreshHeader(open); upsertEvent(open, ev.seq); }
@@ -619,6 +630,26 @@
   document.addEventListener("click", (e) => {
     const trigger = e.target.closest("[data-action=help]");
     if (trigger) document.getElementById("help").showModal();
+  });
+
+  /* ---- segment conditions: offer only the comparisons that fit the chosen field ----------- */
+  function fitOps(row) {
+    const field = row.querySelector("select[name=cond_field]");
+    const op = row.querySelector("select[name=cond_op]");
+    if (!field || !op) return;
+    const chosen = field.selectedOptions[0];
+    const allowed = ((chosen && chosen.dataset.ops) || "").split(" ").filter(Boolean);
+    for (const option of op.options) option.hidden = allowed.length > 0 && !allowed.includes(option.value);
+    if (allowed.length && !allowed.includes(op.value)) op.value = allowed[0];
+  }
+
+  document.addEventListener("change", (e) => {
+    const row = e.target.closest(".condition-row");
+    if (row && e.target.name === "cond_field") fitOps(row);
+  });
+
+  document.addEventListener("DOMContentLoaded", () => {
+    document.querySelectorAll(".condition-row").forEach(fitOps);
   });
 
   document.addEventListener("DOMContentLoaded", () => {

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from rapport.web.routes.api_v1 import contacts, conversations, merges, webhooks
+from rapport.web.routes.api_v1 import contacts, conversations, merges, segments, webhooks
 
 router = APIRouter(prefix="/api/v1")
 router.include_router(conversations.router)
 router.include_router(contacts.router)
 router.include_router(merges.router)
+router.include_router(segments.router)
 router.include_router(webhooks.router)

@@ -24,6 +24,8 @@ from rapport.web.schemas import (
     ContactRead,
     ContactUpdate,
     ConversationRead,
+    CustomEventCreate,
+    CustomEventRead,
     IdentityCreate,
     IdentityRead,
     Text,
@@ -177,3 +179,33 @@ async def contact_conversations(
     contact = await queries.get_contact(session, account_id=agent.account.id, contact_id=contact_id)
     found = await queries.conversations_of(session, contact.id, viewer=agent.viewer, limit=limit)
     return [ConversationRead.model_validate(c) for c in found]
+
+
+@router.post(
+    "/contacts/{contact_id}/events",
+    response_model=CustomEventRead,
+    status_code=201,
+    summary="Record a custom event on a contact's timeline",
+    responses=errors(404),
+)
+async def post_contact_event(
+    contact_id: PathId, body: CustomEventCreate, agent: ApiAgent, session: DbSession
+) -> CustomEventRead:
+    """An order placed, a page visited...: it shows on the contact's timeline."""
+    event = await actions.record_custom_event(
+        session,
+        account_id=agent.account.id,
+        contact_id=contact_id,
+        name=body.name,
+        properties=body.properties,
+        occurred_at=body.occurred_at,
+        actor_user_id=agent.user.id,
+    )
+    published = await events.commit(session)
+    return CustomEventRead(
+        contact_id=event.contact_id,
+        name=event.name,
+        properties=event.properties,
+        occurred_at=event.occurred_at,
+        seq=next(p.seq for p in published if p.event is event),
+    )

@@ -1,0 +1,1 @@
+"""Segments: saved filters over contacts (attributes, labels, identities, activity)."""
