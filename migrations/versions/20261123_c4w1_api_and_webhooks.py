@@ -1,7 +1,7 @@
 """api and webhooks: outbound webhook subscriptions, their delivery log, trusted API tokens
 
 Revision ID: c4w1
-Revises: c4r1
+Revises: c4p1
 Create Date: 2026-11-23 19:30:00
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql, sqlite
 
 revision: str = "c4w1"
-down_revision: str | Sequence[str] | None = "c4r1"
+down_revision: str | Sequence[str] | None = "c4p1"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
