@@ -18,6 +18,7 @@ from schemathesis.specs.openapi.checks import response_schema_conformance, statu
 
 from rapport.domain import events
 from rapport.domain.agents.models import Role
+from rapport.domain.segments.actions import create_segment
 from rapport.domain.webhooks.actions import create_subscription
 from rapport.web.app import create_app
 from tests.support.api import api_headers
@@ -40,11 +41,18 @@ async def seeded(services, factory):
             event_types=["message.created"],
             box=services.box,
         )
+        segment = await create_segment(
+            session,
+            account_id=account.id,
+            name="Has an external id",
+            filters={"conditions": [{"type": "identity", "kind": "external", "op": "has"}]},
+        )
         await events.commit(session)
     ids = {
         "conversation_id": received.conversation.id,
         "contact_id": received.conversation.contact_id,
         "webhook_id": subscription.id,
+        "segment_id": segment.id,
     }
     return ids, await api_headers(services, admin)
 
@@ -56,7 +64,7 @@ def test_generated_calls_to_every_operation_find_no_server_error(settings_, seed
     failures: list[str] = []
     try:
         operations = [result.ok() for result in schema.get_all_operations()]
-        assert len(operations) >= 18
+        assert len(operations) >= 25
         for operation in operations:
             _fuzz(operation, ids, headers, failures)
     finally:

@@ -339,3 +339,43 @@ async def test_forged_cursors_are_422_not_a_crash(client, services, factory, acm
     for url in ("/api/v1/contacts", "/api/v1/conversations"):
         response = await client.get(url, headers=headers, params={"cursor": cursor})
         assert response.status_code == 422, (url, cursor)
+
+
+async def test_segments_list_get_and_their_contacts(client, services, factory, acme):
+    from rapport.domain import events
+    from rapport.domain.segments.actions import create_segment
+
+    headers = await api_headers(services, await factory.user(acme))
+    for n in range(3):
+        await client.post(
+            "/api/v1/contacts",
+            headers=headers,
+            json={"name": f"P{n}", "identities": [{"kind": "phone", "value": f"61234567{n}"}]},
+        )
+    await client.post("/api/v1/contacts", headers=headers, json={"name": "No phone"})
+    async with services.session() as session:
+        segment = await create_segment(
+            session,
+            account_id=acme.id,
+            name="Reachable by phone",
+            filters={"conditions": [{"type": "identity", "kind": "phone", "op": "has"}]},
+        )
+        await events.commit(session)
+    listed = await client.get("/api/v1/segments", headers=headers)
+    assert [s["name"] for s in listed.json()] == ["Reachable by phone"]
+    got = await client.get(f"/api/v1/segments/{segment.id}", headers=headers)
+    assert got.json()["filters"]["conditions"][0]["kind"] == "phone"
+    url = f"/api/v1/segments/{segment.id}/contacts"
+    first = (await client.get(url, headers=headers, params={"limit": 2})).json()
+    assert first["count"] == 3 and len(first["items"]) == 2 and first["next_offset"] == 2
+    rest = (await client.get(url, headers=headers, params={"offset": 2, "limit": 2})).json()
+    assert len(rest["items"]) == 1 and rest["next_offset"] is None
+    names = {c["name"] for c in first["items"] + rest["items"]}
+    assert names == {"P0", "P1", "P2"}
+    assert rest["items"][0]["identities"][0]["kind"] == "phone"
+
+    globex = await factory.account("Globex")
+    theirs = await api_headers(services, await factory.user(globex))
+    assert (await client.get(url, headers=theirs)).status_code == 404
+    assert (await client.get(f"/api/v1/segments/{segment.id}", headers=theirs)).status_code == 404
+    assert (await client.get("/api/v1/segments", headers=theirs)).json() == []
