@@ -379,3 +379,15 @@ async def test_segments_list_get_and_their_contacts(client, services, factory, a
     assert (await client.get(url, headers=theirs)).status_code == 404
     assert (await client.get(f"/api/v1/segments/{segment.id}", headers=theirs)).status_code == 404
     assert (await client.get("/api/v1/segments", headers=theirs)).json() == []
+
+
+async def test_the_openapi_document_holds_the_api_only_and_the_docs_are_served(client):
+    spec = (await client.get("/api/openapi.json")).json()
+    assert spec["paths"] and all(p.startswith("/api/v1/") for p in spec["paths"])
+    for path in ("/api/v1/contacts/lookup", "/api/v1/segments", "/api/v1/webhooks"):
+        assert path in spec["paths"]
+    assert spec["components"]["securitySchemes"]["ApiToken"]["scheme"] == "bearer"
+    page = await client.get("/api/docs")
+    assert page.status_code == 200 and "/static/vendor/swagger-ui/swagger-ui-bundle.js" in page.text
+    bundle = await client.get("/static/vendor/swagger-ui/swagger-ui-bundle.js")
+    assert bundle.status_code == 200
