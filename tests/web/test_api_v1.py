@@ -391,3 +391,40 @@ async def test_the_openapi_document_holds_the_api_only_and_the_docs_are_served(c
     assert page.status_code == 200 and "/static/vendor/swagger-ui/swagger-ui-bundle.js" in page.text
     bundle = await client.get("/static/vendor/swagger-ui/swagger-ui-bundle.js")
     assert bundle.status_code == 200
+
+
+async def test_patch_sets_and_unsets_custom_attributes(client, services, factory, acme):
+    from rapport.domain import events
+    from rapport.domain.contacts.actions import define_attribute
+
+    async with services.session() as session:
+        await define_attribute(
+            session,
+            account_id=acme.id,
+            label="Plan",
+            kind="list",
+            key="plan",
+            options=["free", "pro"],
+        )
+        await define_attribute(
+            session, account_id=acme.id, label="Seats", kind="number", key="seats"
+        )
+        await events.commit(session)
+    headers = await api_headers(services, await factory.user(acme))
+    contact = (await client.post("/api/v1/contacts", headers=headers, json={"name": "Eva"})).json()
+    url = f"/api/v1/contacts/{contact['id']}"
+    done = await client.patch(
+        url, headers=headers, json={"attributes": {"plan": "pro", "seats": 3}}
+    )
+    assert done.status_code == 200, done.text
+    assert done.json()["attributes"] == {"plan": "pro", "seats": 3}
+    bad = await client.patch(
+        url, headers=headers, json={"name": "Changed", "attributes": {"plan": "gold"}}
+    )
+    assert bad.status_code == 422 and bad.json()["field"] == "plan"
+    unknown = await client.patch(url, headers=headers, json={"attributes": {"colour": "red"}})
+    assert unknown.status_code == 422 and unknown.json()["field"] == "colour"
+    after = (await client.get(url, headers=headers)).json()
+    assert after["name"] == "Eva" and after["attributes"] == {"plan": "pro", "seats": 3}
+    unset = await client.patch(url, headers=headers, json={"attributes": {"plan": None}})
+    assert unset.json()["attributes"] == {"seats": 3}

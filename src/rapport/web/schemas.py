@@ -169,6 +169,11 @@ class ContactUpdate(BaseModel):
 
     name: Text | None = Field(default=None, max_length=200)
     company: Text | None = Field(default=None, max_length=200)
+    attributes: dict[Text, Text | int | float | None] | None = Field(
+        default=None,
+        max_length=100,
+        description='Custom attributes by key (defined in Settings); null or "" unsets one',
+    )
 
 
 class ContactPageRead(BaseModel):

@@ -108,6 +108,14 @@ async def update_contact(
     contact_id: PathId, body: ContactUpdate, agent: ApiAgent, session: DbSession
 ) -> ContactRead:
     contact = await queries.get_contact(session, account_id=agent.account.id, contact_id=contact_id)
+    if body.attributes:  # checked first: a bad value changes nothing, not even the name
+        await actions.set_attributes(
+            session,
+            contact=contact,
+            definitions=await queries.attribute_definitions(session, account_id=agent.account.id),
+            values=body.attributes,
+            actor_user_id=agent.user.id,
+        )
     await actions.update_contact(session, contact=contact, name=body.name, company=body.company)
     await events.commit(session)
     return await _read(session, contact)
