@@ -195,8 +195,9 @@ class ConversationSplit(ConversationEvent):
     message_ids: list[int]
 
 
-class ContactCreated(DomainEvent):
-    type: ClassVar[str] = "contact.created"
+class ContactEvent(DomainEvent):
+    """An event about one contact, pushed to every agent of the account."""
+
     audience: ClassVar[Audience] = Audience.account
 
     contact_id: int
@@ -206,155 +207,72 @@ class ContactCreated(DomainEvent):
         return self.contact_id
 
 
-class ContactUpdated(DomainEvent):
-    type: ClassVar[str] = "contact.updated"
-    audience: ClassVar[Audience] = Audience.account
+class ContactCreated(ContactEvent):
+    type: ClassVar[str] = "contact.created"
 
-    contact_id: int
+
+class ContactUpdated(ContactEvent):
+    type: ClassVar[str] = "contact.updated"
+
     fields: list[str]
 
-    @property
-    def contact_ref(self) -> int | None:
-        return self.contact_id
 
-
-class ConsentChanged(DomainEvent):
+class ConsentChanged(ContactEvent):
     """A customer opted out of (or back in to) a channel that requires consent (SMS STOP)."""
 
     type: ClassVar[str] = "contact.consent_changed"
-    audience: ClassVar[Audience] = Audience.account
 
-    contact_id: int
     identity_id: int
     channel: str
     opted_out: bool
     keyword: str
 
-    @property
-    def contact_ref(self) -> int | None:
-        return self.contact_id
 
-
-class ContactsMerged(DomainEvent):
+class ContactsMerged(ContactEvent):
     """An agent merged `merged_id` into `contact_id` (the survivor); `merge_id` can undo it."""
 
     type: ClassVar[str] = "contact.merged"
-    audience: ClassVar[Audience] = Audience.account
 
-    contact_id: int
     merged_id: int
     merge_id: int
 
-    @property
-    def contact_ref(self) -> int | None:
-        return self.contact_id
 
-
-class ContactsUnmerged(DomainEvent):
+class ContactsUnmerged(ContactEvent):
     """A merge was undone: `merged_id` is its own contact again, as it was."""
 
     type: ClassVar[str] = "contact.unmerged"
-    audience: ClassVar[Audience] = Audience.account
 
-    contact_id: int
     merged_id: int
     merge_id: int
 
-    @property
-    def contact_ref(self) -> int | None:
-        return self.contact_id
 
-
-class MergeSuggested(DomainEvent):
+class MergeSuggested(ContactEvent):
     """Two contacts may be one customer (a typed claim of a proven identity, a similar name)."""
 
     type: ClassVar[str] = "contact.merge_suggested"
-    audience: ClassVar[Audience] = Audience.account
 
-    contact_id: int
     other_contact_id: int
     suggestion_id: int
     score: int
 
-    @property
-    def contact_ref(self) -> int | None:
-        return self.contact_id
 
-
-class MergeDismissed(DomainEvent):
+class MergeDismissed(ContactEvent):
     """An agent said a suggested pair are two customers; it is not suggested again."""
 
     type: ClassVar[str] = "contact.merge_dismissed"
-    audience: ClassVar[Audience] = Audience.account
 
-    contact_id: int
     other_contact_id: int
     suggestion_id: int
 
-    @property
-    def contact_ref(self) -> int | None:
-        return self.contact_id
 
-
-class ContactDeleted(DomainEvent):
-    """A contact was erased with its identities and conversations (a right-to-erasure request).
-
-    Its id travels in the data only: the row is gone, so the log cannot point at it.
-    """
-
-    type: ClassVar[str] = "contact.deleted"
-    audience: ClassVar[Audience] = Audience.account
-
-    contact_id: int
-
-
-class IdentityAdded(DomainEvent):
-    type: ClassVar[str] = "contact.identity_added"
-    audience: ClassVar[Audience] = Audience.account
-
-    contact_id: int
-    identity_id: int
-    kind: str
-    verification: str
-
-
-class ContactCustomEvent(DomainEvent):
+class ContactCustomEvent(ContactEvent):
     """Something the customer did elsewhere, posted through the API (an order, a page visit)."""
 
     type: ClassVar[str] = "contact.custom_event"
-    audience: ClassVar[Audience] = Audience.account
 
-    contact_id: int
     name: str
     properties: dict[str, Any]
     occurred_at: datetime
-
-    @property
-    def contact_ref(self) -> int | None:
-        return self.contact_id
-
-
-class IdentityRemoved(DomainEvent):
-    type: ClassVar[str] = "contact.identity_removed"
-    audience: ClassVar[Audience] = Audience.account
-
-    contact_id: int
-    identity_id: int
-    kind: str
-
-    @property
-    def contact_ref(self) -> int | None:
-        return self.contact_id
-
-
-class WebhookSubscriptionChanged(DomainEvent):
-    """An admin created, changed, re-keyed or deleted an outbound webhook subscription."""
-
-    type: ClassVar[str] = "webhook.subscription_changed"
-    audience: ClassVar[Audience] = Audience.admins
-
-    subscription_id: int
-    change: str
 
 
 class Change(StrEnum):
@@ -394,6 +312,43 @@ class SegmentChanged(DomainEvent):
     segment_id: int
     name: str
     change: Change
+
+
+class ContactDeleted(DomainEvent):
+    """A contact was erased with its identities and conversations (a right-to-erasure request).
+
+    Its id travels in the data only: the row is gone, so the log cannot point at it.
+    """
+
+    type: ClassVar[str] = "contact.deleted"
+    audience: ClassVar[Audience] = Audience.account
+
+    contact_id: int
+
+
+class IdentityAdded(ContactEvent):
+    type: ClassVar[str] = "contact.identity_added"
+
+    identity_id: int
+    kind: str
+    verification: str
+
+
+class IdentityRemoved(ContactEvent):
+    type: ClassVar[str] = "contact.identity_removed"
+
+    identity_id: int
+    kind: str
+
+
+class WebhookSubscriptionChanged(DomainEvent):
+    """An admin created, changed, re-keyed or deleted an outbound webhook subscription."""
+
+    type: ClassVar[str] = "webhook.subscription_changed"
+    audience: ClassVar[Audience] = Audience.admins
+
+    subscription_id: int
+    change: str
 
 
 class InboundFailed(DomainEvent):
