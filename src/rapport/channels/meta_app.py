@@ -114,7 +114,12 @@ class SendApiChannel(MetaWebhookChannel[ConfigT]):
     def parse(self, body: bytes, content_type: str, config: ConfigT) -> Sequence[Parsed]:
         try:
             data = json.loads(body)
-            found = list(meta_messaging.events(data, expected_object=self.webhook_object))
+            # One app may serve several accounts: keep only what was sent to this inbox's.
+            found = list(
+                meta_messaging.events(
+                    data, expected_object=self.webhook_object, account_id=self.sender_id(config)
+                )
+            )
         except (UnicodeDecodeError, ValueError) as exc:
             raise BadPayload(str(exc)) from exc
         parsed: list[Parsed] = []

@@ -75,12 +75,21 @@ def from_millis(value: Any) -> datetime | None:
     return None
 
 
-def events(data: Any, *, expected_object: str) -> Iterator[MessagingEvent]:
-    """Every event of every entry, in the order Meta sent them."""
+def events(
+    data: Any, *, expected_object: str, account_id: str | None = None
+) -> Iterator[MessagingEvent]:
+    """Every event of every entry, in the order Meta sent them.
+
+    With `account_id`, only the entries of that Page or Instagram account: one app has one
+    callback URL per object, so every account on the app posts to it.
+    """
     if not isinstance(data, dict) or data.get("object") != expected_object:
         raise NotMessagingPayload(f'expected "object": "{expected_object}"')
     for entry in data.get("entry") or []:
         if not isinstance(entry, dict):
+            continue
+        entry_id = entry.get("id")
+        if account_id is not None and entry_id is not None and str(entry_id) != account_id:
             continue
         for key in ("messaging", "standby"):
             for raw in entry.get(key) or []:
