@@ -3,9 +3,14 @@ and a visitor talking to the public API."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
+from playwright.async_api import Page
 
 from rapport.channels.registry import adapter_for
 from rapport.domain import events
@@ -18,6 +23,8 @@ from rapport.domain.inboxes.models import Inbox
 from rapport.domain.inboxes.queries import inbox_config
 from rapport.lib.crypto import hmac_sha256_hex
 from rapport.services import Services
+from tests.support.browser import chromium_browser
+from tests.support.server import RapportServer, shop_page, website
 
 IDENTITY_SECRET = "widget-identity-secret-0123456789abcdef"
 SITE = "http://shop.example.test"
@@ -125,3 +132,33 @@ class Visitor:
         response = await self.get("/messages")
         assert response.status_code == 200, response.text
         return list(response.json()["messages"])
+
+
+@asynccontextmanager
+async def widget_on_site(
+    db_url: str,
+    tmp_path: Path,
+    services: Services,
+    inbox: Inbox,
+    chromium: str,
+    *,
+    files: dict[str, tuple[str, bytes]] | None = None,
+    **context: Any,
+) -> AsyncIterator[tuple[str, Page]]:
+    """A running Rapport, the customer's shop page embedding `inbox` on another port (the only
+    origin allowed), and a fresh browser page for a visitor: yields (site URL, page). The page
+    has not loaded the site yet, so a test can still change the inbox's settings first."""
+    server = RapportServer(db_url, tmp_path)
+    await asyncio.to_thread(server.start)
+    try:
+        with website(shop_page(server.url, inbox.public_token), files=files) as site:
+            await allow_origin(services, inbox, site)
+            async with chromium_browser(chromium) as browser:
+                page = await (await browser.new_context(**context)).new_page()
+                try:
+                    yield site, page
+                except Exception:
+                    print(server.log.read_text()[-3000:])
+                    raise
+    finally:
+        await asyncio.to_thread(server.stop)
