@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import json
 
+import httpx
 import pytest
-from playwright.async_api import Page, expect
+from playwright.async_api import Page, Route, expect
 from sqlalchemy import select
 
 from rapport.domain import events
+from rapport.domain.agents.actions import create_api_token
 from rapport.domain.agents.models import User
 from rapport.domain.visitors.models import VisitorSession
 from tests.support.browser import png, screenshot
@@ -260,3 +262,52 @@ async def test_an_agent_reply_shows_name_and_picture_and_no_javascript_link(
         await reply.locator(".bubble").click(position={"x": 20, "y": 10})
         assert dialogs == []
         await screenshot(page, "widget-agent-name-picture.png")
+
+
+async def test_a_reply_sent_before_the_live_socket_opens_still_arrives(
+    db_url, tmp_path, services, factory, chromium
+):
+    """The first message creates the conversation and only then does the widget open its socket;
+    an answer in between (a quick agent, an integration's automatic reply) must not be lost."""
+    account = await factory.account(name="Northwind")
+    agent = await factory.user(account, name="Ana Ruiz")
+    async with services.session() as session:
+        _row, api_token = await create_api_token(
+            session, user=await session.get(User, agent.id), name="auto-reply"
+        )
+        await events.commit(session)
+    inbox = await widget_inbox(services, account, name="Northwind Help")
+    async with widget_on_site(db_url, tmp_path, services, inbox, chromium) as (site, page):
+        await page.goto(site)
+        await page.wait_for_function(READY)
+        rapport = await page.evaluate(
+            "new URL(document.querySelector('script[data-inbox]').src).origin"
+        )
+
+        answered: list[int] = []
+
+        async def answer_in_between(route: Route) -> None:
+            if route.request.method != "POST" or answered:  # the widget may safely send twice
+                await route.fallback()
+                return
+            stored = await route.fetch()
+            conversation_id = (await stored.json())["conversation_id"]
+            # Through Rapport's own API, so the server's hub knows of it at once.
+            async with httpx.AsyncClient(base_url=rapport) as http:
+                sent = await http.post(
+                    f"/api/v1/conversations/{conversation_id}/messages",
+                    json={"content": "Hi! Ana here, go ahead."},
+                    headers={"Authorization": f"Bearer {api_token}"},
+                )
+                assert sent.status_code == 201, sent.text
+            answered.append(sent.json()["id"])
+            await route.fulfill(response=stored)
+
+        await page.route("**/widget/api/*/messages", answer_in_between)
+        await page.locator("button.launcher").click()
+        await page.locator("textarea#rp-text").fill("Hello?")
+        await page.keyboard.press("Enter")
+        await expect(page.locator("ol[role=log] li.theirs", has_text="Ana here")).to_be_visible(
+            timeout=LIVE
+        )
+        assert len(answered) == 1
