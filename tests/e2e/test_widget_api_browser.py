@@ -113,6 +113,28 @@ async def test_the_site_opens_closes_and_toggles_the_chat_and_hears_its_events(
         ]
 
 
+async def test_calls_a_site_makes_before_the_script_loads_are_queued_and_run(
+    db_url, tmp_path, services, factory, chromium
+):
+    account = await factory.account(name="Northwind")
+    inbox = await widget_inbox(services, account, name="Northwind Help")
+    early = """<script>
+      window.heard = [];
+      (window.Rapport = window.Rapport || {q: []}).q.push(
+        ["on", "ready", () => heard.push("ready")], ["on", "open", () => heard.push("open")], ["open"]
+      );
+    </script>"""
+    async with widget_on_site(db_url, tmp_path, services, inbox, chromium, extra=early) as (
+        site,
+        page,
+    ):
+        await page.goto(site)
+        await expect(page.get_by_role("dialog", name="Northwind Help")).to_be_visible(timeout=LIVE)
+        await page.wait_for_function("heard.includes('ready')", timeout=LIVE)
+        assert await page.evaluate("heard") == ["open", "ready"]
+        assert await page.evaluate("window.Rapport.version") == 1
+
+
 async def test_each_inbox_has_its_own_greeting_picture_side_and_colour(
     db_url, tmp_path, services, factory, chromium
 ):

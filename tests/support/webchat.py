@@ -143,15 +143,17 @@ async def widget_on_site(
     chromium: str,
     *,
     files: dict[str, tuple[str, bytes]] | None = None,
+    extra: str = "",
     **context: Any,
 ) -> AsyncIterator[tuple[str, Page]]:
     """A running Rapport, the customer's shop page embedding `inbox` on another port (the only
     origin allowed), and a fresh browser page for a visitor: yields (site URL, page). The page
-    has not loaded the site yet, so a test can still change the inbox's settings first."""
+    has not loaded the site yet, so a test can still change the inbox's settings first. `extra`
+    is markup the site puts before the widget's tag."""
     server = RapportServer(db_url, tmp_path)
     await asyncio.to_thread(server.start)
     try:
-        with website(shop_page(server.url, inbox.public_token), files=files) as site:
+        with website(shop_page(server.url, inbox.public_token, extra=extra), files=files) as site:
             await allow_origin(services, inbox, site)
             async with chromium_browser(chromium) as browser:
                 page = await (await browser.new_context(**context)).new_page()
