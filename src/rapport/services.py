@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from rapport.db.engine import Database, open_database
 from rapport.domain import events
 from rapport.domain.events import EventCounter
+from rapport.domain.webhooks.actions import fan_out
 from rapport.lib.crypto import SecretBox, check_purpose_token, purpose_token
 from rapport.lib.http import build_client
 from rapport.lib.storage import LocalFileStore
@@ -42,8 +43,10 @@ class Services:
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
-        """A writing session whose commits (via `events.commit`) publish and wake workers."""
+        """A writing session whose commits (via `events.commit`) fan out to webhook
+        subscriptions, then publish and wake workers."""
         async with self.db.sessions() as session:
+            events.add_before_commit_hook(session, fan_out)
             events.add_after_commit_hook(session, self._after_commit)
             yield session
 

@@ -81,6 +81,14 @@ class Settings(BaseSettings):
     http_allow_private: bool = False
     http_timeout_seconds: float = 15.0
 
+    # Outbound webhooks: attempts per delivery, exponential backoff (base * 2^(n-1), capped),
+    # the receiver's time to answer, and how long the delivery log keeps finished deliveries.
+    webhook_max_attempts: int = Field(default=10, ge=1, le=50)
+    webhook_retry_base_seconds: float = Field(default=30.0, ge=0)
+    webhook_retry_max_seconds: float = Field(default=6 * 3600.0, ge=0)
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=30)
+    webhook_log_retention_days: int = Field(default=30, ge=1)
+
     # SMTP for outgoing mail (email channel, notifications).
     smtp_host: str | None = None
     smtp_port: int = 587

@@ -10,12 +10,13 @@ from rapport.domain import events
 from rapport.domain.accounts.models import Account, JoinPolicy
 from rapport.domain.contacts.models import IdentityKind, Verification
 from rapport.domain.conversations import reshape
-from rapport.domain.conversations.actions import receive_message
+from rapport.domain.conversations.actions import SUBJECT_THREAD_DAYS, receive_message
 from rapport.domain.conversations.models import Conversation, Message, Status
 from rapport.domain.conversations.queries import TimelineEvent, conversation_timeline
 from rapport.domain.errors import Conflict, InvalidInput, NotFound
 from rapport.domain.events import Event
 from rapport.domain.inboxes.actions import create_inbox
+from rapport.domain.inboxes.models import Inbox
 from rapport.domain.ports import IdentityClaim, InboundMessage
 
 PHONE = "+34612345678"
@@ -307,3 +308,65 @@ async def test_split_refuses_nothing_everything_and_foreign_messages(services, f
             await reshape.split_conversation(
                 session, source=source, message_ids=[foreign], actor=agent
             )
+
+
+# Email threading, last resort: a mail client that dropped In-Reply-To and References keeps the
+# subject. The sender's own recent conversation with that subject takes the mail; nobody else's.
+
+
+async def _mail(services, account, inbox, sender, subject, text="Any news?"):
+    inbound = InboundMessage(
+        sender=(IdentityClaim(IdentityKind.email, sender, Verification.provider),),
+        content=text,
+        subject=subject,
+    )
+    async with services.session() as session:
+        received = await receive_message(
+            session,
+            account=await session.get(Account, account.id),
+            inbox=await session.get(Inbox, inbox.id),
+            inbound=inbound,
+        )
+        await events.commit(session)
+        return received
+
+
+async def _resolve(services, conversation_id):
+    async with services.session() as session:
+        conversation = await session.get(Conversation, conversation_id)
+        conversation.status = Status.resolved
+        await events.commit(session)
+
+
+async def test_a_mail_without_references_joins_the_senders_conversation_of_that_subject(
+    services, factory
+):
+    account = await factory.account()
+    mail = await _inbox(services, account, "email")
+    first = await _mail(services, account, mail, EMAIL, "Order A-1042")
+    # Resolved, so only the subject can bring the answer back to it (not the open-one rule).
+    await _resolve(services, first.conversation.id)
+    again = await _mail(services, account, mail, EMAIL, "Order A-1042", text="It came broken")
+    assert again.conversation.id == first.conversation.id
+
+
+async def test_the_same_subject_from_another_sender_starts_their_own_conversation(
+    services, factory
+):
+    account = await factory.account()
+    mail = await _inbox(services, account, "email")
+    first = await _mail(services, account, mail, EMAIL, "Order A-1042")
+    other = await _mail(services, account, mail, "someone@example.net", "Order A-1042")
+    assert other.conversation.id != first.conversation.id
+    assert other.conversation.contact_id != first.conversation.contact_id
+
+
+async def test_the_subject_no_longer_threads_after_the_window(services, factory):
+    account = await factory.account()
+    mail = await _inbox(services, account, "email")
+    first = await _mail(services, account, mail, EMAIL, "Order A-1042")
+    await _resolve(services, first.conversation.id)
+    await _age(services, first.conversation.id, 24 * (SUBJECT_THREAD_DAYS + 1))
+    later = await _mail(services, account, mail, EMAIL, "Order A-1042")
+    assert later.conversation.id != first.conversation.id
+    assert later.conversation.contact_id == first.conversation.contact_id

@@ -12,13 +12,15 @@ from rapport.domain.agents.actions import create_api_token
 from rapport.domain.agents.models import Role
 from rapport.domain.contacts import actions as contact_actions
 from rapport.domain.contacts import merge, suggestions
-from rapport.domain.contacts.models import Contact
+from rapport.domain.contacts.models import Contact, Identity
 from rapport.domain.conversations import actions
 from rapport.domain.conversations.actions import StoredFile
 from rapport.domain.conversations.models import Attachment, Conversation
 from rapport.domain.inboxes.actions import mark_inbound_failed, store_inbound
 from rapport.domain.inboxes.models import InboundEvent
 from rapport.domain.segments import actions as segment_actions
+from rapport.domain.webhooks.actions import create_subscription
+from rapport.domain.webhooks.models import WebhookDelivery
 from tests.support.factory import login
 from tests.support.routes import all_routes
 
@@ -48,6 +50,10 @@ FORM = {
     "merged_id": "1",
 }
 JSON_BODIES = {
+    "/identities": {"kind": "email", "value": "x@example.com"},
+    "/merges": {"merged_id": 1},
+    "/contacts/{contact_id}": {"name": "x"},
+    "/webhooks/{webhook_id}": {"active": False},
     "/messages": {"content": "hello", "private": True},
     "/status": {"status": "resolved"},
     "/assignment": {"assignee_id": None, "team_id": None},
@@ -78,12 +84,23 @@ async def ids_of_b(services, factory):
             ),
         )
         token, _plain = await create_api_token(session, user=admin, name="b")
+        subscription, _secret = await create_subscription(
+            session,
+            actor=admin,
+            url="https://globex.example/hook",
+            event_types=["message.created"],
+            box=services.box,
+        )
         await store_inbound(session, inbox=inbox, dedupe_key="k", body=b"{}", content_type="")
         await events.commit(session)
         inbound = await session.scalar(select(InboundEvent))
         await mark_inbound_failed(session, inbound=inbound, error="x")
         attachment = await session.scalar(select(Attachment))
         await events.commit(session)
+    await factory.receive(b, inbox, text="one more, for the webhook")
+    async with services.read_session() as session:
+        delivery = await session.scalar(select(WebhookDelivery))
+        identity = await session.scalar(select(Identity))
     profile_ids = await _contact_profile_of_b(services, b, admin, received)
     merge_id, suggestion_id = await _merge_and_suggestion(services, factory, b, inbox)
     return {
@@ -99,6 +116,9 @@ async def ids_of_b(services, factory):
         "inbound_id": inbound.id,
         "channel": "api",
         "token": "x",
+        "webhook_id": subscription.id,
+        "delivery_id": delivery.id,
+        "identity_id": identity.id,
         "merge_id": merge_id,
         "suggestion_id": suggestion_id,
     }
@@ -196,6 +216,7 @@ async def test_lists_never_show_another_accounts_rows(client, services, factory)
         "/settings/inboxes",
         "/settings/teams",
         "/settings/failures",
+        "/settings/webhooks",
         "/settings/attributes",
         "/settings/labels",
         "/segments",

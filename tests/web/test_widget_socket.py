@@ -9,13 +9,15 @@ import json
 import httpx
 import pytest
 import websockets
+from sqlalchemy import func, select
 
 from rapport.channels.registry import adapter_for
 from rapport.domain import events
 from rapport.domain.agents.models import User
 from rapport.domain.conversations import actions
-from rapport.domain.conversations.models import Conversation
+from rapport.domain.conversations.models import Conversation, Message
 from rapport.domain.inboxes.models import Inbox
+from tests.support.live import eventually
 from tests.support.server import RapportServer
 from tests.support.webchat import SITE, widget_inbox
 
@@ -50,6 +52,11 @@ async def _reply(
         await events.commit(session)
 
 
+async def _stored(services, count: int) -> bool:
+    async with services.read_session() as session:
+        return (await session.scalar(select(func.count()).select_from(Message))) == count
+
+
 async def _frames(ws, until_kind: str = "live") -> list[dict]:
     seen = []
     while True:
@@ -77,6 +84,8 @@ async def test_visitor_socket_resumes_and_shows_only_what_the_visitor_may_see(
             mine = await _say(http, base, token, "hello", "socket-0001")
             theirs = await _say(http, base, other["token"], "someone else", "socket-0002")
             assert mine != theirs
+            # Accepted messages are stored by the worker: resume from after both are stored.
+            await eventually(lambda: _stored(services, 2))
 
             # A site not on the list cannot even open the socket.
             with pytest.raises(websockets.InvalidStatus):

@@ -16,6 +16,7 @@ from rapport.domain import models as _every_table  # noqa: F401 - so every forei
 from rapport.domain.accounts.models import Account
 from rapport.domain.contacts.models import Contact
 from rapport.domain.contacts.suggestions import scan_contact
+from rapport.domain.webhooks.actions import fan_out
 from rapport.settings import Settings
 
 # Contacts scanned per transaction: each batch commits, so a long rescan holds no lock for long.
@@ -52,6 +53,8 @@ async def _scan_account(db: Database, account_id: int) -> tuple[int, int]:
     after, scanned, pending = 0, 0, set[int]()
     while True:
         async with db.session() as session:
+            # Suggestions found here reach webhook subscribers like those found by the app.
+            events.add_before_commit_hook(session, fan_out)
             batch = list(
                 await session.scalars(
                     select(Contact)

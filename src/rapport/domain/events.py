@@ -314,6 +314,43 @@ class SegmentChanged(DomainEvent):
     change: Change
 
 
+class ContactDeleted(DomainEvent):
+    """A contact was erased with its identities and conversations (a right-to-erasure request).
+
+    Its id travels in the data only: the row is gone, so the log cannot point at it.
+    """
+
+    type: ClassVar[str] = "contact.deleted"
+    audience: ClassVar[Audience] = Audience.account
+
+    contact_id: int
+
+
+class IdentityAdded(ContactEvent):
+    type: ClassVar[str] = "contact.identity_added"
+
+    identity_id: int
+    kind: str
+    verification: str
+
+
+class IdentityRemoved(ContactEvent):
+    type: ClassVar[str] = "contact.identity_removed"
+
+    identity_id: int
+    kind: str
+
+
+class WebhookSubscriptionChanged(DomainEvent):
+    """An admin created, changed, re-keyed or deleted an outbound webhook subscription."""
+
+    type: ClassVar[str] = "webhook.subscription_changed"
+    audience: ClassVar[Audience] = Audience.admins
+
+    subscription_id: int
+    change: str
+
+
 class InboundFailed(DomainEvent):
     """A stored provider payload could not be processed; it is kept for a retry after a fix."""
 
@@ -347,6 +384,10 @@ EVENT_TYPES: dict[str, type[DomainEvent]] = {
         ContactsUnmerged,
         MergeSuggested,
         MergeDismissed,
+        ContactDeleted,
+        IdentityAdded,
+        IdentityRemoved,
+        WebhookSubscriptionChanged,
         InboundFailed,
     )
 }
@@ -399,6 +440,10 @@ class PublishedEvent:
 
 
 AfterCommitHook = Callable[[Sequence[PublishedEvent], bool], Awaitable[None]]
+# Runs inside the transaction, after the events are numbered and before the commit (webhook
+# fan-out writes its deliveries and outbox jobs here, so they commit with the events).
+BeforeCommitHook = Callable[[AsyncSession, Sequence[PublishedEvent]], Awaitable[None]]
+BEFORE_COMMIT_KEY = "rapport.before_commit"
 
 
 @dataclass
@@ -429,10 +474,17 @@ def add_after_commit_hook(session: AsyncSession, hook: AfterCommitHook) -> None:
     session.info.setdefault(AFTER_COMMIT_KEY, []).append(hook)
 
 
+def add_before_commit_hook(session: AsyncSession, hook: BeforeCommitHook) -> None:
+    session.info.setdefault(BEFORE_COMMIT_KEY, []).append(hook)
+
+
 async def commit(session: AsyncSession) -> list[PublishedEvent]:
     """Number and write pending events, commit, then run after-commit hooks (publish, wake)."""
     pending: list[_Pending] = session.info.pop(PENDING_KEY, [])
     published = await _write_events(session, pending) if pending else []
+    if published:
+        for before in session.info.get(BEFORE_COMMIT_KEY, []):
+            await before(session, published)
     outbox_written = bool(session.info.pop("outbox_written", False))
     await session.commit()
     for hook in session.info.get(AFTER_COMMIT_KEY, []):

@@ -18,6 +18,7 @@ from rapport.domain.inboxes.models import InboundEvent, Inbox
 from rapport.domain.intake.models import IntakeCursor
 from rapport.domain.segments.models import Segment
 from rapport.domain.visitors.models import VisitorSession
+from rapport.domain.webhooks.models import WebhookDelivery, WebhookSubscription
 
 __all__ = [
     "Account",
@@ -44,4 +45,6 @@ __all__ = [
     "TeamMember",
     "User",
     "VisitorSession",
+    "WebhookDelivery",
+    "WebhookSubscription",
 ]

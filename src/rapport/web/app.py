@@ -19,6 +19,7 @@ from rapport.web.observability import RequestMetricsMiddleware, SecurityHeadersM
 from rapport.web.proxy import TrustedProxyMiddleware
 from rapport.web.routes import (
     admin,
+    api_docs,
     api_v1,
     auth,
     contact_settings,
@@ -31,6 +32,7 @@ from rapport.web.routes import (
     profile,
     realtime,
     segments,
+    settings_webhooks,
     typing,
     widget,
     widget_messages,
@@ -42,6 +44,13 @@ from rapport.web.widget_access import WidgetCorsMiddleware
 
 STATIC_DIR = Path(__file__).parent / "static"
 SESSION_COOKIE = "rapport_session"
+
+API_DESCRIPTION = """\
+Every call needs a personal API token (your profile page): `Authorization: Bearer rpt_...`.
+Everything is scoped to the token's account: another account's id is a 404. Errors are JSON,
+`{"detail": "..."}`, with 400, 401, 403, 404, 409 or 422. Outbound webhooks are signed with
+HMAC-SHA256 over `timestamp.body`; see docs/api.md for how to verify them.
+"""
 
 Background = Callable[[Services], AbstractAsyncContextManager[object]]
 
@@ -81,7 +90,9 @@ def create_app(
         title="Rapport",
         version=__version__,
         lifespan=lifespan,
-        docs_url="/api/docs",
+        summary="The JSON API of Rapport, an omnichannel contact center",
+        description=API_DESCRIPTION,
+        docs_url=None,  # served by routes/api_docs.py from our own origin
         redoc_url=None,
         openapi_url="/api/openapi.json",
     )
@@ -100,9 +111,10 @@ def create_app(
         hooks,
         realtime,
         api_v1,
+        api_docs,
     ):
         app.include_router(module.router)
-    for module in (contact_settings, segments):
+    for module in (contact_settings, segments, settings_webhooks):
         app.include_router(module.router)
     for module in (typing, widget, widget_messages, widget_socket):
         app.include_router(module.router)
@@ -114,6 +126,11 @@ def create_app(
         "/static/vendor/htmx",
         StaticFiles(directory=vendor_dir(settings) / "htmx.org" / "dist", check_dir=False),
         name="vendor-htmx",
+    )
+    app.mount(
+        "/static/vendor/swagger-ui",
+        StaticFiles(directory=vendor_dir(settings) / "swagger-ui-dist", check_dir=False),
+        name="vendor-swagger-ui",
     )
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 

@@ -7,12 +7,13 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rapport.domain import events
 from rapport.domain.accounts.models import Account
 from rapport.domain.agents import actions as agent_actions
-from rapport.domain.agents.models import User
+from rapport.domain.agents.models import ApiToken, User
 from rapport.domain.agents.queries import user_for_api_token, viewer_for
 from rapport.domain.conversations.policies import Viewer
 from rapport.services import Services
@@ -60,6 +61,8 @@ class Agent:
     user: User
     account: Account
     viewer: Viewer
+    # The token the request came with (API calls only).
+    api_token: ApiToken | None = None
 
     @property
     def is_admin(self) -> bool:
@@ -101,27 +104,42 @@ async def _admin_agent(agent: CurrentAgent) -> Agent:
 AdminAgent = Annotated[Agent, Depends(_admin_agent)]
 
 
-async def _api_agent(request: Request, session: DbSession, services: Svc) -> Agent:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+# Declares the scheme in the OpenAPI document (and the docs' Authorize button); the check is ours.
+_bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="ApiToken",
+    description="A personal API token from your profile page: `Authorization: Bearer rpt_...`",
+)
+
+
+async def _api_agent(
+    session: DbSession,
+    services: Svc,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Agent:
+    token = credentials.credentials.strip() if credentials else ""
+    if not token:
         raise ApiAuthFailed()
-    found = await user_for_api_token(session, token.strip())
+    # The token is checked, and its use recorded, before the request's own session starts: on
+    # SQLite a writing request holds the write lock from its first query, so touching the token
+    # from a second session afterwards would wait on ourselves.
+    async with services.read_session() as reader:
+        found = await user_for_api_token(reader, token)
     if found is None:
         raise ApiAuthFailed()
-    user, api_token = found
-    if request.method in SAFE_METHODS:
+    user_id, api_token = found[0].id, found[1]
+    if agent_actions.api_token_touch_due(api_token):
         async with services.session() as writer:
             used = await writer.merge(api_token, load=False)
             await agent_actions.touch_api_token(writer, token=used)
             await events.commit(writer)
-    else:
-        # This request's session already holds SQLite's write lock (BEGIN IMMEDIATE), so a
-        # second writer would wait for it forever: the touch commits with the request's change.
-        await agent_actions.touch_api_token(session, token=api_token)
+    user = await session.get(User, user_id)
+    if user is None or not user.is_active:
+        raise ApiAuthFailed()
     account = await session.get(Account, user.account_id)
     assert account is not None
-    return Agent(user=user, account=account, viewer=await viewer_for(session, user, account))
+    viewer = await viewer_for(session, user, account)
+    return Agent(user=user, account=account, viewer=viewer, api_token=api_token)
 
 
 ApiAgent = Annotated[Agent, Depends(_api_agent)]

@@ -3,9 +3,26 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from rapport.domain.contacts.models import IdentityKind
+
+# Database ids are 64-bit; a larger number can name nothing, so it is refused up front.
+MAX_ID = 2**63 - 1
+
+
+def _no_nul(value: str) -> str:
+    # PostgreSQL text cannot hold NUL; refuse it here rather than fail in the database.
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+# Free text from API clients: any Unicode except NUL.
+Text = Annotated[str, AfterValidator(_no_nul)]
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 
 
 class _Read(BaseModel):
@@ -31,6 +48,20 @@ class ConversationRead(_Read):
     subject: str
     created_at: datetime
     last_activity_at: datetime
+
+
+class ConversationCreate(BaseModel):
+    """Start an outbound conversation: the first message goes out on the inbox you name."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    contact_id: Id
+    inbox_id: Id
+    content: Text = Field(min_length=1, max_length=65_536)
+    subject: Text = Field(default="", max_length=500)
+    client_id: Text | None = Field(
+        default=None, max_length=64, description="Your id for the first message: retries are no-ops"
+    )
 
 
 class ConversationPageRead(BaseModel):
@@ -61,12 +92,12 @@ class MessageCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    content: str = Field(min_length=1, max_length=65_536)
+    content: Text = Field(min_length=1, max_length=65_536)
     private: bool = False
-    inbox_id: int | None = Field(
+    inbox_id: Id | None = Field(
         default=None, description="Inbox to reply on; defaults to the conversation's last one"
     )
-    client_id: str | None = Field(
+    client_id: Text | None = Field(
         default=None, max_length=64, description="Your id for this message: retries are no-ops"
     )
 
@@ -74,14 +105,167 @@ class MessageCreate(BaseModel):
 class AssignmentUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    assignee_id: int | None = None
-    team_id: int | None = None
+    assignee_id: Id | None = None
+    team_id: Id | None = None
 
 
 class StatusUpdateIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     status: str = Field(pattern="^(open|pending|resolved)$")
+
+
+# --- contacts ----------------------------------------------------------------------------------
+
+
+class IdentityRead(_Read):
+    id: int
+    kind: str
+    value: str
+    verification: str = Field(description="provider, verified, agent or unverified")
+    opted_out_at: datetime | None
+    created_at: datetime
+    last_seen_at: datetime | None
+
+
+class IdentityCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: IdentityKind
+    value: Text = Field(
+        min_length=1,
+        max_length=320,
+        description="Normalised on the way in: phones to E.164, email addresses case-folded",
+    )
+
+
+class ContactRead(_Read):
+    id: int
+    name: str
+    company: str
+    avatar_url: str | None
+    attributes: dict[str, Any]
+    merged_into_id: int | None = Field(
+        description="Set when this contact was merged into another: follow it"
+    )
+    identities: list[IdentityRead]
+    created_at: datetime
+    updated_at: datetime
+    last_activity_at: datetime
+
+
+class ContactCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Text = Field(default="", max_length=200)
+    company: Text = Field(default="", max_length=200)
+    identities: list[IdentityCreate] = Field(default_factory=list, max_length=20)
+
+
+class ContactUpdate(BaseModel):
+    """Only the fields you send change."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Text | None = Field(default=None, max_length=200)
+    company: Text | None = Field(default=None, max_length=200)
+    attributes: dict[Text, Text | int | float | None] | None = Field(
+        default=None,
+        max_length=100,
+        description='Custom attributes by key (defined in Settings); null or "" unsets one',
+    )
+
+
+class ContactPageRead(BaseModel):
+    items: list[ContactRead]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page")
+
+
+class MergeCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    merged_id: Id = Field(description="The contact merged into this one (it survives)")
+
+
+class MergeRead(_Read):
+    id: int = Field(description="Pass to /merges/{merge_id}/unmerge to undo it")
+    survivor_id: int
+    merged_id: int
+    actor_user_id: int | None
+    created_at: datetime
+    unmerged_at: datetime | None
+    unmerged_by_user_id: int | None
+
+
+# --- segments ----------------------------------------------------------------------------------
+
+
+class SegmentRead(_Read):
+    id: int
+    name: str
+    description: str
+    filters: dict[str, Any] = Field(description="The saved filter (conditions over contacts)")
+    created_at: datetime
+    updated_at: datetime
+
+
+class SegmentContactsRead(BaseModel):
+    count: int = Field(description="How many contacts are in the segment now")
+    items: list[ContactRead]
+    next_offset: int | None = Field(description="Pass as `offset` for the next page")
+
+
+# --- outbound webhooks -------------------------------------------------------------------------
+
+
+class WebhookRead(_Read):
+    id: int
+    url: str
+    description: str
+    event_types: list[str]
+    active: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class WebhookSecretRead(WebhookRead):
+    secret: str = Field(description="Signs every delivery; shown only now, keep it safe")
+
+
+class WebhookCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: Text = Field(min_length=1, max_length=2000, description="An https:// URL of yours")
+    event_types: list[Text] = Field(min_length=1, max_length=100)
+    description: Text = Field(default="", max_length=200)
+    active: bool = True
+
+
+class WebhookUpdate(BaseModel):
+    """Only the fields you send change."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: Text | None = Field(default=None, min_length=1, max_length=2000)
+    event_types: list[Text] | None = Field(default=None, min_length=1, max_length=100)
+    description: Text | None = Field(default=None, max_length=200)
+    active: bool | None = None
+
+
+class WebhookDeliveryRead(_Read):
+    id: int
+    delivery_id: str = Field(description="Sent as X-Rapport-Delivery; the same on every attempt")
+    subscription_id: int
+    event_type: str
+    event_seq: int
+    status: str = Field(description="pending, succeeded or failed (given up)")
+    attempts: int
+    response_code: int | None
+    duration_ms: int | None
+    last_error: str | None
+    next_attempt_at: datetime | None
+    last_attempt_at: datetime | None
+    created_at: datetime
 
 
 # --- the website widget's public API -----------------------------------------------------------

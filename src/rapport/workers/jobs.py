@@ -7,13 +7,16 @@ from collections.abc import Awaitable, Callable
 from rapport.db.outbox import ClaimedJob
 from rapport.domain.conversations.actions import DELIVER_JOB
 from rapport.domain.inboxes.actions import PROCESS_INBOUND_JOB
+from rapport.domain.webhooks.actions import WEBHOOK_JOB
 from rapport.services import Services
 from rapport.workers.delivery import deliver_message
 from rapport.workers.inbound import process_inbound
+from rapport.workers.webhooks import deliver_webhook
 
 Handler = Callable[[Services, ClaimedJob], Awaitable[None]]
 
 JOBS: dict[str, Handler] = {
     PROCESS_INBOUND_JOB: process_inbound,
     DELIVER_JOB: deliver_message,
+    WEBHOOK_JOB: deliver_webhook,
 }

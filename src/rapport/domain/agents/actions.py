@@ -9,7 +9,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rapport.domain.agents.models import ApiToken, Role, Team, TeamMember, User
-from rapport.domain.errors import Conflict, InvalidInput, NotFound
+from rapport.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from rapport.lib.clock import utcnow
 from rapport.lib.crypto import random_token, sha256_hex
 from rapport.lib.identities import InvalidIdentity, normalise_email
@@ -142,10 +142,17 @@ async def set_team_members(session: AsyncSession, *, team: Team, user_ids: Itera
     await session.flush()
 
 
-async def create_api_token(session: AsyncSession, *, user: User, name: str) -> tuple[ApiToken, str]:
-    """A new personal API token. The plain token is returned once and only its hash is kept."""
+async def create_api_token(
+    session: AsyncSession, *, user: User, name: str, trusted: bool = False
+) -> tuple[ApiToken, str]:
+    """A new personal API token. The plain token is returned once and only its hash is kept.
+
+    Only admins may make a trusted token (identities it adds count as verified).
+    """
     if not name.strip():
         raise InvalidInput("name the token after what will use it", field="name")
+    if trusted and not user.is_admin:
+        raise Forbidden("only admins can create trusted tokens")
     plain = API_TOKEN_PREFIX + random_token(30)
     token = ApiToken(
         account_id=user.account_id,
@@ -153,6 +160,7 @@ async def create_api_token(session: AsyncSession, *, user: User, name: str) -> t
         name=name.strip()[:120],
         token_hash=sha256_hex(plain),
         prefix=plain[:10],
+        trusted=trusted,
     )
     session.add(token)
     await session.flush()
@@ -166,8 +174,12 @@ async def revoke_api_token(session: AsyncSession, *, user: User, token_id: int) 
     token.revoked_at = token.revoked_at or utcnow()
 
 
+def api_token_touch_due(token: ApiToken) -> bool:
+    """Whether this use should be recorded (at most every few minutes, so reads stay reads)."""
+    return token.last_used_at is None or utcnow() - token.last_used_at > timedelta(minutes=5)
+
+
 async def touch_api_token(session: AsyncSession, *, token: ApiToken) -> None:
     """Record use, at most every few minutes so reads through the API stay reads."""
-    now = utcnow()
-    if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=5):
-        token.last_used_at = now
+    if api_token_touch_due(token):
+        token.last_used_at = utcnow()

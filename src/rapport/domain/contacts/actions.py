@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from rapport.domain import events
 from rapport.domain.accounts.models import Account
+from rapport.domain.agents.models import User
 from rapport.domain.contacts import policies, suggestions
 from rapport.domain.contacts.models import (
     TRUSTED_VERIFICATIONS,
@@ -262,6 +263,141 @@ async def record_consent(
         ),
     )
     return identity
+
+
+# --- the JSON API's contact management ---------------------------------------------------------
+
+
+async def _taken(session: AsyncSession, account_id: int, claim: IdentityClaim) -> Identity | None:
+    found: Identity | None = await session.scalar(
+        select(Identity).where(
+            Identity.account_id == account_id,
+            Identity.kind == claim.kind,
+            Identity.value == claim.value,
+        )
+    )
+    return found
+
+
+async def create_contact(
+    session: AsyncSession,
+    *,
+    account: Account,
+    actor: User,
+    name: str = "",
+    company: str = "",
+    claims: Sequence[IdentityClaim] = (),
+) -> Contact:
+    """A new contact with its identities; an identity another contact holds is a conflict."""
+    normalised = _dedupe(
+        [normalise_claim(c, default_region=account.default_region) for c in claims]
+    )
+    for claim in normalised:
+        holder = await _taken(session, account.id, claim)
+        if holder is not None:
+            raise Conflict(
+                f"the {claim.kind} {claim.value} already belongs to contact {holder.contact_id}"
+            )
+    contact = Contact(account_id=account.id, name=name.strip()[:200], company=company.strip()[:200])
+    session.add(contact)
+    await session.flush()
+    events.record(
+        session,
+        account_id=account.id,
+        event=events.ContactCreated(contact_id=contact.id),
+        actor_user_id=actor.id,
+    )
+    for claim in normalised:
+        await _add_identity(session, contact=contact, claim=claim, actor=actor)
+    return contact
+
+
+async def _add_identity(
+    session: AsyncSession, *, contact: Contact, claim: IdentityClaim, actor: User
+) -> Identity:
+    identity = Identity(
+        account_id=contact.account_id,
+        contact_id=contact.id,
+        kind=claim.kind,
+        value=claim.value,
+        verification=claim.verification,
+        last_seen_at=None,
+    )
+    session.add(identity)
+    await session.flush()
+    events.record(
+        session,
+        account_id=contact.account_id,
+        event=events.IdentityAdded(
+            contact_id=contact.id,
+            identity_id=identity.id,
+            kind=identity.kind,
+            verification=identity.verification,
+        ),
+        actor_user_id=actor.id,
+    )
+    return identity
+
+
+async def add_identity(
+    session: AsyncSession, *, account: Account, contact: Contact, claim: IdentityClaim, actor: User
+) -> Identity:
+    """Give a contact one more address. Adding one it already has is a no-op (a safe retry);
+    one another contact holds is a conflict: merge the two contacts instead."""
+    if contact.account_id != account.id:
+        raise NotFound("contact")
+    if contact.merged_into_id is not None:
+        raise Conflict(f"this contact was merged into contact {contact.merged_into_id}")
+    normalised = normalise_claim(claim, default_region=account.default_region)
+    holder = await _taken(session, account.id, normalised)
+    if holder is not None and holder.contact_id == contact.id:
+        return holder
+    if holder is not None:
+        raise Conflict(
+            f"the {normalised.kind} {normalised.value} already belongs to contact "
+            f"{holder.contact_id}; merge the contacts instead"
+        )
+    return await _add_identity(session, contact=contact, claim=normalised, actor=actor)
+
+
+async def remove_identity(
+    session: AsyncSession, *, contact: Contact, identity_id: int, actor: User
+) -> None:
+    """Take an address off a contact (messages from it will start a new contact)."""
+    identity = await session.get(Identity, identity_id)
+    if identity is None or identity.contact_id != contact.id:
+        raise NotFound("identity")
+    events.record(
+        session,
+        account_id=contact.account_id,
+        event=events.IdentityRemoved(
+            contact_id=contact.id, identity_id=identity.id, kind=identity.kind
+        ),
+        actor_user_id=actor.id,
+    )
+    await session.delete(identity)
+    await session.flush()
+
+
+async def delete_contact(session: AsyncSession, *, contact: Contact, actor: User) -> None:
+    """Erase a contact: the profile, its identities, conversations and messages (a customer's
+    right to erasure), and the contacts merged into it, which would otherwise come back.
+    The event log keeps only ids: `contact.deleted` and the rows' references become empty."""
+    doomed = [contact.id]
+    frontier = [contact.id]
+    while frontier:
+        frontier = list(
+            await session.scalars(select(Contact.id).where(Contact.merged_into_id.in_(frontier)))
+        )
+        doomed += frontier
+    await session.execute(delete(Contact).where(Contact.id.in_(doomed)))
+    session.expunge(contact)
+    events.record(
+        session,
+        account_id=contact.account_id,
+        event=events.ContactDeleted(contact_id=contact.id),
+        actor_user_id=actor.id,
+    )
 
 
 # --- custom attributes ------------------------------------------------------------------------

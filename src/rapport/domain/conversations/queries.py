@@ -43,6 +43,7 @@ class ConversationFilter:
     inbox_id: int | None = None
     team_id: int | None = None
     channel: str | None = None
+    contact_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,8 @@ def _conditions(viewer: Viewer, flt: ConversationFilter, *, scope: Scope) -> lis
         conditions.append(Conversation.team_id == flt.team_id)
     if flt.channel is not None:
         conditions.append(Conversation.channel == flt.channel)
+    if flt.contact_id is not None:
+        conditions.append(Conversation.contact_id == flt.contact_id)
     if scope == Scope.mine:
         conditions.append(Conversation.assignee_id == viewer.user_id)
     elif scope == Scope.unassigned:

@@ -93,8 +93,11 @@ async def create_token(
     agent: CurrentAgent,
     session: DbSession,
     name: Annotated[str, Form(max_length=120)],
+    trusted: Annotated[bool, Form()] = False,
 ) -> Response:
-    _token, plain = await actions.create_api_token(session, user=agent.user, name=name)
+    _token, plain = await actions.create_api_token(
+        session, user=agent.user, name=name, trusted=trusted
+    )
     await events.commit(session)
     return await _page(request, agent, session, new_token=plain)
 

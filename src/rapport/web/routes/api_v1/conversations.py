@@ -1,4 +1,4 @@
-"""JSON API v1, authenticated by personal API tokens (Authorization: Bearer rpt_...)."""
+"""JSON API v1: conversations and their messages, assignment and status."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from rapport.channels.registry import adapter_for
 from rapport.domain import events
-from rapport.domain.contacts import actions as contact_actions
+from rapport.domain.contacts.queries import get_contact
 from rapport.domain.conversations import actions
 from rapport.domain.conversations.models import Message, Status
 from rapport.domain.conversations.queries import (
@@ -20,41 +20,56 @@ from rapport.domain.conversations.queries import (
 )
 from rapport.domain.inboxes.queries import get_inbox
 from rapport.web.deps import ApiAgent, DbSession
+from rapport.web.routes.api_v1._common import CURSOR_PATTERN, PathId, errors
 from rapport.web.schemas import (
+    MAX_ID,
     AssignmentUpdate,
+    ConversationCreate,
     ConversationPageRead,
     ConversationRead,
-    CustomEventCreate,
-    CustomEventRead,
     MessageCreate,
     MessageRead,
     StatusUpdateIn,
     UserRead,
 )
 
-router = APIRouter(prefix="/api/v1", tags=["v1"])
+router = APIRouter(tags=["conversations"])
 
 
-@router.get("/me", response_model=UserRead)
+@router.get("/me", response_model=UserRead, responses=errors())
 async def me(agent: ApiAgent) -> UserRead:
     return UserRead.model_validate(agent.user)
 
 
-@router.get("/conversations", response_model=ConversationPageRead)
+QueryId = Annotated[int | None, Query(ge=1, le=MAX_ID)]
+
+
+@router.get("/conversations", response_model=ConversationPageRead, responses=errors())
 async def conversations(
     agent: ApiAgent,
     session: DbSession,
     scope: Scope = Scope.all,
     status: Status | None = None,
-    inbox_id: int | None = None,
-    team_id: int | None = None,
-    cursor: Annotated[str | None, Query(max_length=64)] = None,
+    inbox_id: QueryId = None,
+    team_id: QueryId = None,
+    contact_id: QueryId = None,
+    channel: Annotated[str | None, Query(max_length=16, description="e.g. sms, email")] = None,
+    cursor: Annotated[str | None, Query(max_length=64, pattern=CURSOR_PATTERN)] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 25,
 ) -> ConversationPageRead:
+    """Conversations you may see, most recent activity first, with the filters combined."""
+    flt = ConversationFilter(
+        scope=scope,
+        status=status,
+        inbox_id=inbox_id,
+        team_id=team_id,
+        contact_id=contact_id,
+        channel=channel,
+    )
     page = await list_conversations(
         session,
         viewer=agent.viewer,
-        flt=ConversationFilter(scope=scope, status=status, inbox_id=inbox_id, team_id=team_id),
+        flt=flt,
         cursor=cursor,
         limit=limit,
     )
@@ -65,9 +80,39 @@ async def conversations(
     )
 
 
-@router.get("/conversations/{conversation_id}", response_model=ConversationRead)
+@router.post(
+    "/conversations", response_model=ConversationRead, status_code=201, responses=errors(404, 409)
+)
+async def create_conversation(
+    body: ConversationCreate, agent: ApiAgent, session: DbSession
+) -> ConversationRead:
+    """Start an outbound conversation with a contact; its first message goes out on the inbox
+    (the channel's rules apply: a contact without an address there is a 409)."""
+    contact = await get_contact(session, account_id=agent.account.id, contact_id=body.contact_id)
+    inbox = await get_inbox(session, account_id=agent.account.id, inbox_id=body.inbox_id)
+    conversation = await actions.start_conversation(
+        session, account=agent.account, inbox=inbox, contact=contact, subject=body.subject
+    )
+    await actions.send_reply(
+        session,
+        conversation=conversation,
+        author=agent.user,
+        reply=actions.Reply(
+            content=body.content,
+            inbox=inbox,
+            policy=adapter_for(inbox.channel).policy,
+            client_id=body.client_id,
+        ),
+    )
+    await events.commit(session)
+    return ConversationRead.model_validate(conversation)
+
+
+@router.get(
+    "/conversations/{conversation_id}", response_model=ConversationRead, responses=errors(404)
+)
 async def conversation(
-    conversation_id: int, agent: ApiAgent, session: DbSession
+    conversation_id: PathId, agent: ApiAgent, session: DbSession
 ) -> ConversationRead:
     found = await get_visible_conversation(
         session, viewer=agent.viewer, conversation_id=conversation_id
@@ -75,12 +120,16 @@ async def conversation(
     return ConversationRead.model_validate(found)
 
 
-@router.get("/conversations/{conversation_id}/messages", response_model=list[MessageRead])
+@router.get(
+    "/conversations/{conversation_id}/messages",
+    response_model=list[MessageRead],
+    responses=errors(404),
+)
 async def messages(
-    conversation_id: int,
+    conversation_id: PathId,
     agent: ApiAgent,
     session: DbSession,
-    before: int | None = None,
+    before: QueryId = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> list[MessageRead]:
     found = await get_visible_conversation(
@@ -94,10 +143,13 @@ async def messages(
 
 
 @router.post(
-    "/conversations/{conversation_id}/messages", response_model=MessageRead, status_code=201
+    "/conversations/{conversation_id}/messages",
+    response_model=MessageRead,
+    status_code=201,
+    responses=errors(404, 409),
 )
 async def post_message(
-    conversation_id: int, body: MessageCreate, agent: ApiAgent, session: DbSession
+    conversation_id: PathId, body: MessageCreate, agent: ApiAgent, session: DbSession
 ) -> MessageRead:
     found = await get_visible_conversation(
         session, viewer=agent.viewer, conversation_id=conversation_id
@@ -124,9 +176,13 @@ async def post_message(
     return MessageRead.model_validate(message)
 
 
-@router.post("/conversations/{conversation_id}/assignment", response_model=ConversationRead)
+@router.post(
+    "/conversations/{conversation_id}/assignment",
+    response_model=ConversationRead,
+    responses=errors(404),
+)
 async def assign(
-    conversation_id: int, body: AssignmentUpdate, agent: ApiAgent, session: DbSession
+    conversation_id: PathId, body: AssignmentUpdate, agent: ApiAgent, session: DbSession
 ) -> ConversationRead:
     found = await get_visible_conversation(
         session, viewer=agent.viewer, conversation_id=conversation_id
@@ -142,9 +198,13 @@ async def assign(
     return ConversationRead.model_validate(found)
 
 
-@router.post("/conversations/{conversation_id}/status", response_model=ConversationRead)
+@router.post(
+    "/conversations/{conversation_id}/status",
+    response_model=ConversationRead,
+    responses=errors(404),
+)
 async def set_status(
-    conversation_id: int, body: StatusUpdateIn, agent: ApiAgent, session: DbSession
+    conversation_id: PathId, body: StatusUpdateIn, agent: ApiAgent, session: DbSession
 ) -> ConversationRead:
     found = await get_visible_conversation(
         session, viewer=agent.viewer, conversation_id=conversation_id
@@ -154,35 +214,3 @@ async def set_status(
     )
     await events.commit(session)
     return ConversationRead.model_validate(found)
-
-
-# --- custom events on a contact's timeline ------------------------------------------------------
-# (kept as one block at the end of the file so it merges cleanly with other API work)
-
-
-@router.post(
-    "/contacts/{contact_id}/events",
-    response_model=CustomEventRead,
-    status_code=201,
-    summary="Record a custom event on a contact's timeline",
-)
-async def post_contact_event(
-    contact_id: int, body: CustomEventCreate, agent: ApiAgent, session: DbSession
-) -> CustomEventRead:
-    event = await contact_actions.record_custom_event(
-        session,
-        account_id=agent.account.id,
-        contact_id=contact_id,
-        name=body.name,
-        properties=body.properties,
-        occurred_at=body.occurred_at,
-        actor_user_id=agent.user.id,
-    )
-    published = await events.commit(session)
-    return CustomEventRead(
-        contact_id=event.contact_id,
-        name=event.name,
-        properties=event.properties,
-        occurred_at=event.occurred_at,
-        seq=next(p.seq for p in published if p.event is event),
-    )
