@@ -10,19 +10,15 @@ import pytest
 from playwright.async_api import Page, expect
 from sqlalchemy import func, select
 
-from rapport.channels.registry import adapter_for
-from rapport.domain import events
 from rapport.domain.agents.models import User
 from rapport.domain.contacts.models import Identity
-from rapport.domain.conversations import actions
 from rapport.domain.conversations.models import Conversation, Message
-from rapport.domain.inboxes.models import Inbox
 from rapport.domain.visitors.models import VisitorSession
 from tests.support.browser import chromium_browser, png, screenshot
 from tests.support.factory import PASSWORD
 from tests.support.live import eventually
 from tests.support.server import RapportServer, shop_page, website
-from tests.support.webchat import user_hash, widget_inbox
+from tests.support.webchat import agent_reply, allow_origin, user_hash, widget_inbox
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.parametrize("backend", ["sqlite"])]
 IDENTIFY = """(hash) => Rapport.identify({user_id: "cust-7", user_hash: hash, name: "María"})
@@ -38,21 +34,6 @@ async def sign_in(page: Page, url: str, user: User) -> None:
     await page.wait_for_url(f"{url}/conversations*")
     await page.goto(f"{url}/conversations?scope=all")
     await expect(page.locator("#live-status.live")).to_have_count(1, timeout=LIVE)
-
-
-async def agent_reply_while_down(services, conversation_id: int, agent: User, inbox: Inbox) -> None:
-    async with services.session() as session:
-        await actions.send_reply(
-            session,
-            conversation=await session.get(Conversation, conversation_id),
-            author=await session.get(User, agent.id),
-            reply=actions.Reply(
-                content="Yes, still here: we were restarting, sorry!",
-                inbox=await session.get(Inbox, inbox.id),
-                policy=adapter_for("webchat").policy,
-            ),
-        )
-        await events.commit(session)
 
 
 async def test_chat_live_both_ways_with_typing_a_file_and_a_restart(
@@ -71,7 +52,7 @@ async def test_chat_live_both_ways_with_typing_a_file_and_a_restart(
     await asyncio.to_thread(server.start)
     try:
         with website(shop_page(server.url, inbox.public_token)) as site:
-            await _allow_origin(services, inbox, site)
+            await allow_origin(services, inbox, site)
             async with chromium_browser(chromium) as browser:
                 visitor = await (
                     await browser.new_context(viewport={"width": 1280, "height": 800})
@@ -107,26 +88,6 @@ async def test_chat_live_both_ways_with_typing_a_file_and_a_restart(
                     raise
     finally:
         await asyncio.to_thread(server.stop)
-
-
-async def _allow_origin(services, inbox: Inbox, site: str) -> None:
-    from rapport.domain.inboxes.actions import update_inbox
-    from rapport.domain.inboxes.queries import inbox_config
-
-    async with services.session() as session:
-        row = await session.get(Inbox, inbox.id)
-        config = inbox_config(row, services.box)
-        config["allowed_origins"] = [site]
-        await update_inbox(
-            session,
-            inbox=row,
-            name=row.name,
-            config=config,
-            box=services.box,
-            team_id=None,
-            is_active=True,
-        )
-        await events.commit(session)
 
 
 async def _conversation(visitor: Page, desk: Page) -> None:
@@ -205,7 +166,9 @@ async def _restart(
     async with services.read_session() as session:
         conversation_id = await session.scalar(select(VisitorSession.conversation_id))
     # Committed while every browser was disconnected: the replay must bring it.
-    await agent_reply_while_down(services, conversation_id, agent, inbox)
+    await agent_reply(
+        services, conversation_id, agent, inbox, "Yes, still here: we were restarting, sorry!"
+    )
     await asyncio.to_thread(server.start)
     await expect(visitor.locator("ol[role=log]")).to_contain_text(
         "we were restarting", timeout=45_000
@@ -242,7 +205,7 @@ async def test_hmac_identify_links_the_contact_and_a_bad_hash_changes_nothing(
     await asyncio.to_thread(server.start)
     try:
         with website(shop_page(server.url, inbox.public_token)) as site:
-            await _allow_origin(services, inbox, site)
+            await allow_origin(services, inbox, site)
             async with chromium_browser(chromium) as browser:
                 page = await (
                     await browser.new_context(
@@ -347,7 +310,7 @@ async def test_a_site_that_forbids_inline_styles_still_shows_the_styled_widget(
     )
     try:
         with website(page_html, headers={"Content-Security-Policy": policy}) as site:
-            await _allow_origin(services, inbox, site)
+            await allow_origin(services, inbox, site)
             async with chromium_browser(chromium) as browser:
                 page = await browser.new_page()
                 violations: list[str] = []

@@ -84,15 +84,23 @@ class RapportServer:
 
 
 @contextmanager
-def website(html: str, *, headers: dict[str, str] | None = None) -> Iterator[str]:
-    """Serve one page at http://localhost:PORT/ (another origin than Rapport)."""
-    body = html.encode()
+def website(
+    html: str,
+    *,
+    headers: dict[str, str] | None = None,
+    files: dict[str, tuple[str, bytes]] | None = None,
+) -> Iterator[str]:
+    """Serve one page at http://localhost:PORT/ (another origin than Rapport), and any `files`
+    ({"/team.png": ("image/png", data)}) such as the pictures the site hosts."""
+    page = ("text/html; charset=utf-8", html.encode())
+    extra_files = files or {}
     extra_headers = headers or {}
 
     class Page(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
+            content_type, body = extra_files.get(self.path.split("?")[0], page)
             self.send_response(200)
-            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
             for name, value in extra_headers.items():
                 self.send_header(name, value)

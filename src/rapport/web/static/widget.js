@@ -512,9 +512,13 @@
     ws.onmessage = function (msg) {
       var ev = JSON.parse(msg.data);
       if (ev.kind === "live") {
+        var fresh = !state.seq;
         state.attempts = 0;
         ui.net.hidden = true;
         if (ev.seq > state.seq) { state.seq = ev.seq; persist(); }
+        // No event seen yet, so nothing to resume from: a reply stored between the first message
+        // and this socket came before "live"; the history has it.
+        if (fresh) request("GET", "/messages").then(function (page) { page.messages.forEach(upsert); }).catch(function () { /* next reconnect */ });
         state.pending.forEach(function (p) { deliver(p, 0); });
       } else if (ev.kind === "event") {
         if (ev.seq <= state.seq) return;
