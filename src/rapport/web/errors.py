@@ -80,7 +80,9 @@ async def _http(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     if exc.status_code == 404:
         return _error(request, 404, N_("Not found"))
-    return _error(request, exc.status_code, str(exc.detail))
+    response = _error(request, exc.status_code, str(exc.detail))
+    response.headers.update(exc.headers or {})  # Retry-After, Allow, WWW-Authenticate...
+    return response
 
 
 # How long a client should wait before trying again while the database is away.

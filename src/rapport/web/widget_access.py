@@ -67,7 +67,13 @@ async def _widget(public_token: str, request: Request, session: DbSession, servi
     if not await ratelimit.hit(
         services, services.settings.widget_rate_limit, "widget-ip", client_address(request)
     ):
-        raise HTTPException(429, "too many requests; try again in a minute")
+        # Refused before the site is checked; the answer holds nothing, so the CORS headers
+        # let the widget read it (and Retry-After) and tell the visitor to wait.
+        if origin:
+            request.state.widget_cors_origin = origin
+        raise HTTPException(
+            429, "too many requests; try again in a minute", headers={"Retry-After": "60"}
+        )
     widget = await load_widget(session, services, public_token, origin)
     if origin:
         request.state.widget_cors_origin = origin
@@ -92,7 +98,9 @@ VisitDep = Annotated[VisitorSession, Depends(_visit)]
 
 async def limit_visit(services: Services, limit: str, scope: str, visit: VisitorSession) -> None:
     if not await ratelimit.hit(services, limit, scope, str(visit.id)):
-        raise HTTPException(429, "slow down a little; try again in a minute")
+        raise HTTPException(
+            429, "slow down a little; try again in a minute", headers={"Retry-After": "60"}
+        )
 
 
 @dataclass(frozen=True)

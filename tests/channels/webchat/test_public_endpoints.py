@@ -15,7 +15,7 @@ from rapport.domain.conversations.models import Conversation, Message
 from rapport.domain.inboxes.models import InboundEvent
 from rapport.domain.visitors.models import VisitorSession
 from tests.support.browser import png
-from tests.support.webchat import IDENTITY_SECRET, Visitor, widget_inbox
+from tests.support.webchat import IDENTITY_SECRET, SITE, Visitor, widget_inbox
 
 
 async def test_public_endpoints_answer_429_to_one_address_that_calls_too_often(
@@ -44,6 +44,10 @@ async def test_public_endpoints_answer_429_to_one_address_that_calls_too_often(
     # Every public endpoint, on any inbox: the limit is per calling address.
     assert [r.status_code for r in limited] == [429] * 5
     assert "try again" in limited[0].json()["detail"]
+    # The widget can read the refusal and when to try again, from the site it runs on.
+    assert limited[0].headers["access-control-allow-origin"] == SITE
+    assert limited[0].headers["retry-after"] == "60"
+    assert "Retry-After" in limited[0].headers["access-control-expose-headers"]
     async with services.read_session() as session:
         assert await session.scalar(select(func.count()).select_from(InboundEvent)) == 0
 
