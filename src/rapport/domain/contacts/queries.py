@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -56,10 +56,8 @@ async def conversations_of(
     return list(rows)
 
 
-async def search_contacts(
-    session: AsyncSession, *, account_id: int, text: str = "", limit: int = 50, offset: int = 0
-) -> list[Contact]:
-    """Contacts by name, company or any identity value; most recently active first."""
+def _matching(account_id: int, text: str) -> Select[Contact]:
+    """The account's live contacts whose name, company or any identity value holds `text`."""
     query = select(Contact).where(
         Contact.account_id == account_id, Contact.merged_into_id.is_(None)
     )
@@ -74,6 +72,14 @@ async def search_contacts(
             | Contact.company.ilike(pattern)
             | Contact.id.in_(by_identity)
         )
+    return query
+
+
+async def search_contacts(
+    session: AsyncSession, *, account_id: int, text: str = "", limit: int = 50, offset: int = 0
+) -> list[Contact]:
+    """Contacts by name, company or any identity value; most recently active first."""
+    query = _matching(account_id, text)
     rows = await session.scalars(
         query.order_by(Contact.last_activity_at.desc(), Contact.id.desc())
         .limit(limit)
@@ -135,20 +141,7 @@ async def contact_page(
 
     Keyset pagination on (last_activity_at, id): pages stay stable while contacts are added.
     """
-    query = select(Contact).where(
-        Contact.account_id == account_id, Contact.merged_into_id.is_(None)
-    )
-    needle = text.strip()
-    if needle:
-        pattern = f"%{needle.lower()}%"
-        by_identity = select(Identity.contact_id).where(
-            Identity.account_id == account_id, Identity.value.ilike(pattern)
-        )
-        query = query.where(
-            Contact.name.ilike(pattern)
-            | Contact.company.ilike(pattern)
-            | Contact.id.in_(by_identity)
-        )
+    query = _matching(account_id, text)
     after = _parse_contact_cursor(cursor)
     if after is not None:
         stamp, ident = after
@@ -379,13 +372,27 @@ async def earlier_conversations(
         .order_by(Conversation.last_activity_at.desc(), Conversation.id.desc())
         .limit(conversations)
     )
-    result: list[EarlierConversation] = []
-    for conversation in rows:
-        latest = await session.scalars(
-            select(Message)
-            .where(Message.conversation_id == conversation.id)
-            .order_by(Message.id.desc())
-            .limit(messages)
-        )
-        result.append(EarlierConversation(conversation, list(reversed(list(latest)))))
-    return result
+    found = list(rows)
+    if not found:
+        return []
+    # The last few messages of every one of them in one query, not one query each.
+    position = (
+        func.row_number()
+        .over(partition_by=Message.conversation_id, order_by=Message.id.desc())
+        .label("position")
+    )
+    ranked = (
+        select(Message.id, position)
+        .where(Message.conversation_id.in_([c.id for c in found]))
+        .subquery()
+    )
+    latest = await session.scalars(
+        select(Message)
+        .join(ranked, ranked.c.id == Message.id)
+        .where(ranked.c.position <= messages)
+        .order_by(Message.id)
+    )
+    by_conversation: dict[int, list[Message]] = {c.id: [] for c in found}
+    for message in latest:
+        by_conversation[message.conversation_id].append(message)
+    return [EarlierConversation(c, by_conversation[c.id]) for c in found]
