@@ -75,17 +75,9 @@ async def reply_options(
             listed[route.inbox.id] = await _templates_or_none(services, route.inbox)
         templates = listed[route.inbox.id]
         if templates is None:
-            options.append(
-                ReplyOption(route, False, N_("the message templates could not be listed"))
-            )
+            options.append(ReplyOption(route, False, NO_TEMPLATE_LIST))
         elif not templates:
-            options.append(
-                ReplyOption(
-                    route,
-                    False,
-                    N_("the 24-hour window is closed and there is no approved template"),
-                )
-            )
+            options.append(ReplyOption(route, False, NO_TEMPLATES))
         else:
             options.append(ReplyOption(route, True, route.check.reason, _with_fields(templates)))
     return _select_default(options)

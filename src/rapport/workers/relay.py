@@ -19,6 +19,7 @@ import structlog
 from prometheus_client import Counter, Histogram
 
 from rapport.db import outbox
+from rapport.db.engine import database_unavailable
 from rapport.db.outbox import ClaimedJob
 from rapport.domain import events
 from rapport.services import Services
@@ -153,7 +154,13 @@ class Worker:
                     )
                     await events.commit(session)
             except Exception as exc:
-                if loop.time() + RECORD_RETRY_SECONDS >= give_up_at or self._stopping.is_set():
+                # Only an unreachable database is worth waiting out; any other error would
+                # repeat every time, so the lease brings the job back instead.
+                if (
+                    not database_unavailable(exc)
+                    or loop.time() + RECORD_RETRY_SECONDS >= give_up_at
+                    or self._stopping.is_set()
+                ):
                     log.warning("worker.retry_not_recorded", job_id=job.id, error=str(exc))
                     return
                 await asyncio.sleep(RECORD_RETRY_SECONDS)
