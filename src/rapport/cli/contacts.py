@@ -10,13 +10,12 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
-from rapport.db.engine import Database, open_database
 from rapport.domain import events
 from rapport.domain import models as _every_table  # noqa: F401 - so every foreign key resolves
 from rapport.domain.accounts.models import Account
 from rapport.domain.contacts.models import Contact
 from rapport.domain.contacts.suggestions import scan_contact
-from rapport.domain.webhooks.actions import fan_out
+from rapport.services import Services, build_services
 from rapport.settings import Settings
 
 # Contacts scanned per transaction: each batch commits, so a long rescan holds no lock for long.
@@ -32,29 +31,29 @@ class Rescan:
 
 async def suggest_merges_everywhere(settings: Settings, account_name: str | None) -> Rescan:
     """Scan every contact (of one account, when named) for likely duplicates."""
-    db = open_database(settings.database_url)
+    services = build_services(settings, with_hub=False)
+    await services.start()
     try:
-        async with db.read_session() as session:
+        async with services.read_session() as session:
             query = select(Account.id).order_by(Account.id)
             if account_name:
                 query = query.where(Account.name == account_name)
             account_ids = list(await session.scalars(query))
         contacts = found = 0
         for account_id in account_ids:
-            scanned, suggested = await _scan_account(db, account_id)
+            scanned, suggested = await _scan_account(services, account_id)
             contacts += scanned
             found += suggested
         return Rescan(len(account_ids), contacts, found)
     finally:
-        await db.dispose()
+        await services.stop()
 
 
-async def _scan_account(db: Database, account_id: int) -> tuple[int, int]:
+async def _scan_account(services: Services, account_id: int) -> tuple[int, int]:
     after, scanned, pending = 0, 0, set[int]()
     while True:
-        async with db.session() as session:
-            # Suggestions found here reach webhook subscribers like those found by the app.
-            events.add_before_commit_hook(session, fan_out)
+        # The app's own sessions: suggestions reach webhook subscribers and open screens.
+        async with services.session() as session:
             batch = list(
                 await session.scalars(
                     select(Contact)
