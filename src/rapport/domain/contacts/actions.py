@@ -559,6 +559,21 @@ async def create_label(
     return label
 
 
+async def label_named(
+    session: AsyncSession, *, account_id: int, name: str, actor_user_id: int | None = None
+) -> Label:
+    """The account's label with this name, created when there is none (typed in the box)."""
+    clean, _ = policies.check_label(name, None)
+    found = await session.scalar(
+        select(Label).where(Label.account_id == account_id, Label.name == clean)
+    )
+    if found is not None:
+        return found
+    return await create_label(
+        session, account_id=account_id, name=clean, actor_user_id=actor_user_id
+    )
+
+
 async def update_label(
     session: AsyncSession,
     *,

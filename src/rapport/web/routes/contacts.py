@@ -171,11 +171,7 @@ async def add_label(
     """Put an existing label on the contact, or create one by name and put it on."""
     contact = await get_contact(session, account_id=agent.account.id, contact_id=contact_id)
     if new_label.strip():
-        existing = {
-            label.name: label
-            for label in await labels_of_account(session, account_id=agent.account.id)
-        }
-        label = existing.get(" ".join(new_label.split())) or await actions.create_label(
+        label = await actions.label_named(
             session, account_id=agent.account.id, name=new_label, actor_user_id=agent.user.id
         )
     elif label_id.isdigit():
