@@ -26,6 +26,17 @@ def sign(secret: str, body: bytes, *, timestamp: int | None = None) -> tuple[str
     return stamp, "sha256=" + hmac_sha256_hex(secret, stamp.encode() + b"." + body)
 
 
+def signed_headers(secret: str, body: bytes, *, delivery_id: str) -> dict[str, str]:
+    """The headers of a signed JSON POST from Rapport: type, timestamp, signature, delivery id."""
+    timestamp, signature = sign(secret, body)
+    return {
+        "Content-Type": "application/json",
+        TIMESTAMP_HEADER: timestamp,
+        SIGNATURE_HEADER: signature,
+        DELIVERY_HEADER: delivery_id,
+    }
+
+
 def verify(
     secrets: list[str],
     body: bytes,

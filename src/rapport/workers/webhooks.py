@@ -37,14 +37,8 @@ def backoff_seconds(settings: Settings, attempts: int) -> float:
 
 def signed_request(secret: str, delivery: WebhookDelivery) -> tuple[bytes, dict[str, str]]:
     body = json.dumps(delivery.payload, separators=(",", ":"), sort_keys=True).encode()
-    timestamp, signature = signatures.sign(secret, body)
-    return body, {
-        "Content-Type": "application/json",
-        signatures.TIMESTAMP_HEADER: timestamp,
-        signatures.SIGNATURE_HEADER: signature,
-        signatures.DELIVERY_HEADER: delivery.delivery_id,
-        EVENT_HEADER: delivery.event_type,
-    }
+    headers = signatures.signed_headers(secret, body, delivery_id=delivery.delivery_id)
+    return body, {**headers, EVENT_HEADER: delivery.event_type}
 
 
 async def _post(

@@ -184,12 +184,8 @@ class ApiChannel(Channel[ApiConfig]):
             },
             separators=(",", ":"),
         ).encode()
-        timestamp, signature = signatures.sign(config.secret, body)
         headers = {
-            "Content-Type": "application/json",
-            signatures.TIMESTAMP_HEADER: timestamp,
-            signatures.SIGNATURE_HEADER: signature,
-            signatures.DELIVERY_HEADER: outbound.idempotency_key,
+            **signatures.signed_headers(config.secret, body, delivery_id=outbound.idempotency_key),
             "Idempotency-Key": outbound.idempotency_key,
         }
         try:
