@@ -127,15 +127,14 @@ async def _api_agent(
         found = await user_for_api_token(reader, token)
     if found is None:
         raise ApiAuthFailed()
-    user_id, api_token = found[0].id, found[1]
+    api_token = found[1]
     if agent_actions.api_token_touch_due(api_token):
         async with services.session() as writer:
             used = await writer.merge(api_token, load=False)
             await agent_actions.touch_api_token(writer, token=used)
             await events.commit(writer)
-    user = await session.get(User, user_id)
-    if user is None or not user.is_active:
-        raise ApiAuthFailed()
+    # Already loaded and checked active by the lookup: attach it without reading it again.
+    user = await session.merge(found[0], load=False)
     account = await session.get(Account, user.account_id)
     assert account is not None
     viewer = await viewer_for(session, user, account)
