@@ -103,9 +103,7 @@ async def _full_context(
     """The conversation view: header, timeline, the reply box's channels, merge candidates."""
     return {
         **await _conversation_context(session, agent, conversation),
-        "options": await reply_options(services, session, conversation),
-        "gsm7": GSM7,
-        "reply_subject": await thread_subject(session, conversation),
+        **await _composer_context(services, session, conversation),
         "merge_candidates": [
             c
             for c in await merge_candidates(session, conversation=conversation)
@@ -113,6 +111,18 @@ async def _full_context(
                 agent.viewer, account_id=c.account_id, assignee_id=c.assignee_id, team_id=c.team_id
             )
         ],
+    }
+
+
+async def _composer_context(
+    services: Services, session: AsyncSession, conversation: Conversation
+) -> dict[str, Any]:
+    """Only what the reply box needs: its channels, their rules, the email subject."""
+    return {
+        "conversation": conversation,
+        "options": await reply_options(services, session, conversation),
+        "gsm7": GSM7,
+        "reply_subject": await thread_subject(session, conversation),
         "merged_into": (
             await session.get(Conversation, conversation.merged_into_id)
             if conversation.merged_into_id
@@ -205,7 +215,7 @@ async def composer(
     return render(
         request,
         "inbox/_composer.html",
-        await _full_context(services, session, agent, conversation),
+        await _composer_context(services, session, conversation),
     )
 
 
