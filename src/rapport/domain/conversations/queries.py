@@ -379,13 +379,14 @@ async def reply_routes(
             .order_by(Identity.last_seen_at.desc().nulls_last(), Identity.id.desc())
         )
     )
+    latest_in = await _last_incoming_by_inbox(session, conversation)
     routes: list[ReplyRoute] = []
     now = utcnow()
     for inbox in inboxes:
         policy = policies.get(inbox.channel)
         if policy is None:
             continue
-        last_in = await last_incoming_at(session, conversation, inbox.id)
+        last_in = latest_in.get(inbox.id)
         addresses: list[Identity | None] = [
             i for i in identities if i.kind == policy.identity_kind
         ] or [None]
@@ -461,6 +462,25 @@ async def reply_recipient(
         .order_by(Identity.last_seen_at.desc().nulls_last(), Identity.id.desc())
     )
     return rows.first()
+
+
+async def _last_incoming_by_inbox(
+    session: AsyncSession, conversation: Conversation
+) -> dict[int, datetime]:
+    """`last_incoming_at` for every inbox the contact wrote on, in one query."""
+    latest = (
+        select(func.max(Message.id))
+        .where(
+            Message.conversation_id == conversation.id,
+            Message.direction == Direction.incoming,
+            Message.inbox_id.is_not(None),
+        )
+        .group_by(Message.inbox_id)
+    )
+    rows = await session.execute(
+        select(Message.inbox_id, Message.created_at).where(Message.id.in_(latest))
+    )
+    return {inbox_id: at for inbox_id, at in rows.all() if inbox_id is not None}
 
 
 async def last_incoming_at(
