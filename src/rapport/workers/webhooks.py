@@ -72,25 +72,32 @@ async def _post(
 
 async def deliver_webhook(services: Services, job: ClaimedJob) -> None:
     delivery_id = str(job.payload["delivery_id"])
-    async with services.session() as session:
-        delivery = await queries.delivery_by_id(session, delivery_id)
+    # Read and sign in a reading session: on SQLite a writing one holds the write lock.
+    async with services.read_session() as reader:
+        delivery = await queries.delivery_by_id(reader, delivery_id)
         subscription = (
-            await session.get(WebhookSubscription, delivery.subscription_id) if delivery else None
+            await reader.get(WebhookSubscription, delivery.subscription_id) if delivery else None
         )
-        if delivery is None or subscription is None or delivery.status != DeliveryStatus.pending:
+        finished = (
+            delivery is None or subscription is None or delivery.status != DeliveryStatus.pending
+        )
+        paused = subscription is not None and not subscription.active
+        if not (finished or paused):
+            assert delivery is not None and subscription is not None
+            url = subscription.url
+            body, headers = signed_request(
+                actions.subscription_secret(services.box, subscription), delivery
+            )
+    if finished or paused:
+        async with services.session() as session:
+            pending = None if finished else await queries.delivery_by_id(session, delivery_id)
+            if pending is not None and pending.status == DeliveryStatus.pending:
+                await actions.give_up(
+                    session, delivery=pending, reason="the subscription is paused"
+                )
             await outbox.complete(session, job.id)  # deleted, or finished by an earlier job
             await events.commit(session)
-            return
-        if not subscription.active:
-            await actions.give_up(session, delivery=delivery, reason="the subscription is paused")
-            await outbox.complete(session, job.id)
-            await events.commit(session)
-            return
-        url = subscription.url
-        body, headers = signed_request(
-            actions.subscription_secret(services.box, subscription), delivery
-        )
-        await session.rollback()  # no transaction held open while the receiver answers
+        return
 
     attempt, retry_after, retryable = await _post(services, url, body, headers)
 
