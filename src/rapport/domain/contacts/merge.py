@@ -22,6 +22,7 @@ from rapport.domain import events
 from rapport.domain.contacts import suggestions
 from rapport.domain.contacts.merge_models import ContactMerge, MergeSuggestion, SuggestionStatus
 from rapport.domain.contacts.models import Contact, ContactLabel, Identity
+from rapport.domain.contacts.queries import get_contact
 from rapport.domain.conversations.models import Conversation
 from rapport.domain.errors import Conflict, InvalidInput, NotFound
 from rapport.domain.events import Event
@@ -142,7 +143,7 @@ async def suggest_merges(
     session: AsyncSession, *, account_id: int, contact_id: int
 ) -> list[MergeSuggestion]:
     """Scan one contact for likely duplicates now; returns its pending suggestions, best first."""
-    contact = await _contact(session, account_id, contact_id)
+    contact = await get_contact(session, account_id=account_id, contact_id=contact_id)
     return await suggestions.scan_contact(session, contact=contact)
 
 
@@ -340,13 +341,6 @@ def _when(value: str) -> datetime:
 
 
 # --- lookups and suggestions -------------------------------------------------------------------
-
-
-async def _contact(session: AsyncSession, account_id: int, contact_id: int) -> Contact:
-    contact = await session.get(Contact, contact_id)
-    if contact is None or contact.account_id != account_id:
-        raise NotFound("contact")
-    return contact
 
 
 async def _lock_pair(

@@ -3,7 +3,6 @@ contact went."""
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass, field
 
 from sqlalchemy import Select, func, or_, select
@@ -12,6 +11,7 @@ from sqlalchemy.orm import aliased
 
 from rapport.domain.contacts.merge_models import ContactMerge, MergeSuggestion, SuggestionStatus
 from rapport.domain.contacts.models import Contact, Identity
+from rapport.domain.contacts.queries import identities_by_contact
 from rapport.domain.conversations.models import Conversation
 from rapport.domain.errors import NotFound
 
@@ -74,24 +74,13 @@ async def review_queue(
         )
     ).all()
     ids = {c.id for _s, a, b in rows for c in (a, b)}
-    identities = await _identities(session, ids)
+    identities = await identities_by_contact(session, sorted(ids))
     counts = await _conversation_counts(session, ids)
 
     def side(contact: Contact) -> Side:
         return Side(contact, identities.get(contact.id, []), counts.get(contact.id, 0))
 
     return [SuggestedPair(s, side(a), side(b)) for s, a, b in rows]
-
-
-async def _identities(session: AsyncSession, ids: set[int]) -> dict[int, list[Identity]]:
-    found: dict[int, list[Identity]] = defaultdict(list)
-    if ids:
-        rows = await session.scalars(
-            select(Identity).where(Identity.contact_id.in_(ids)).order_by(Identity.id)
-        )
-        for identity in rows:
-            found[identity.contact_id].append(identity)
-    return found
 
 
 async def _conversation_counts(session: AsyncSession, ids: set[int]) -> dict[int, int]:
