@@ -8,6 +8,7 @@ Read-only work uses `read_sessions`, whose transactions stay deferred so readers
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -27,6 +28,10 @@ from sqlalchemy.pool import NullPool
 from rapport.settings import async_database_url
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+# A pooled connection back from use less than this ago is taken as alive; one idle for longer
+# is pinged before use (see `_ping_after_idle`).
+PING_AFTER_IDLE_SECONDS = 10.0
 
 # SQLSTATE classes that say the database is not there right now, rather than that the query is
 # wrong: 08 connection exception, 57P operator intervention (shutdown, crash, starting up).
@@ -71,6 +76,34 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         connection.exec_driver_sql(f"BEGIN {mode}")
 
 
+def _ping_after_idle(engine: AsyncEngine) -> None:
+    """Ping a pooled connection before use only when it has sat idle for a while.
+
+    SQLAlchemy's `pool_pre_ping` pings on every checkout: a round trip (about a sixth of a
+    webhook acknowledgement's) to guard against connections that died while idle, which busy
+    connections rarely do. A connection that died in use (PostgreSQL restarted under traffic)
+    fails its statement instead; SQLAlchemy then invalidates the whole pool, the request is
+    answered 503 with Retry-After (providers and the worker retry) and the next checkout
+    connects afresh. See docs/adr/0009-ping-idle-connections-only.md.
+    """
+    pool = engine.sync_engine.pool
+    dialect = engine.dialect
+
+    @event.listens_for(pool, "checkin")
+    def _checked_in(_dbapi_connection: Any, record: Any) -> None:
+        record.info["checked_in_at"] = time.monotonic()
+
+    @event.listens_for(pool, "checkout")
+    def _checked_out(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get("checked_in_at")
+        if since is None or time.monotonic() - since < PING_AFTER_IDLE_SECONDS:
+            return
+        try:
+            dialect.do_ping(dbapi_connection)
+        except Exception as exc:  # the pool replaces the connection and checks out again
+            raise DisconnectionError(str(exc)) from exc
+
+
 def create_engine(database_url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEngine:
     url = make_url(async_database_url(database_url))
     if url.get_backend_name() == "sqlite":
@@ -79,14 +112,11 @@ def create_engine(database_url: str, *, pool_size: int = 10, echo: bool = False)
         )
         _configure_sqlite(engine)
         return engine
-    return create_async_engine(
-        url,
-        echo=echo,
-        pool_size=pool_size,
-        max_overflow=pool_size,
-        pool_pre_ping=True,
-        pool_recycle=1800,
+    engine = create_async_engine(
+        url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800
     )
+    _ping_after_idle(engine)
+    return engine
 
 
 def create_nullpool_engine(database_url: str) -> AsyncEngine:

@@ -13,11 +13,29 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text, delete, select, text, update
+from sqlalchemy import (
+    ForeignKey,
+    Index,
+    Insert,
+    Integer,
+    String,
+    Table,
+    Text,
+    bindparam,
+    delete,
+    func,
+    insert,
+    literal,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from rapport.db.base import Base, BigId, JsonDoc
+from rapport.db.helpers import insert_ignore
 from rapport.db.types import UTCDateTime
 from rapport.lib.clock import utcnow
 
@@ -80,6 +98,72 @@ def enqueue(
     session.add(job)
     session.info["outbox_written"] = True
     return job
+
+
+async def insert_and_enqueue(
+    session: AsyncSession,
+    table: Table,
+    values: dict[str, Any],
+    *,
+    conflict_columns: tuple[str, ...],
+    kind: str,
+    ref: str,
+    account_id: int | None,
+) -> int | None:
+    """Insert a row unless it exists and, only if it is new, queue job `kind` with `{ref: id}`.
+
+    The id of the new row, or None when it existed (nothing queued). On PostgreSQL both go in
+    one statement, a data-modifying CTE: this is the webhook acknowledgement's path, where each
+    round trip counts. Elsewhere it is the insert and then `enqueue`."""
+    if session.get_bind().dialect.name != "postgresql":
+        row_id = await insert_ignore(session, table, values, conflict_columns=conflict_columns)
+        if row_id is not None:
+            enqueue(session, kind=kind, payload={ref: row_id}, account_id=account_id)
+        return row_id
+    statement = _insert_and_enqueue_statement(table, tuple(values), conflict_columns, kind, ref)
+    now = utcnow()
+    payload = await session.scalar(statement, {**values, "job_account_id": account_id, "now": now})
+    if payload is None:
+        return None
+    session.info["outbox_written"] = True
+    return int(payload[ref])
+
+
+_STATEMENTS: dict[tuple[Any, ...], Insert] = {}
+
+
+def _insert_and_enqueue_statement(
+    table: Table, columns: tuple[str, ...], conflict: tuple[str, ...], kind: str, ref: str
+) -> Insert:
+    key = (table.name, columns, conflict, kind, ref)
+    statement = _STATEMENTS.get(key)
+    if statement is None:
+        stored = (
+            postgresql.insert(table)
+            .values({name: bindparam(name) for name in columns})
+            .on_conflict_do_nothing(index_elements=list(conflict))
+            .returning(table.c.id)
+            .cte("stored")
+        )
+        jobs: Table = OutboxJob.__table__  # type: ignore[assignment]
+        now = bindparam("now", type_=UTCDateTime())
+        statement = (
+            insert(jobs)
+            .from_select(
+                ["account_id", "kind", "payload", "available_at", "attempts", "created_at"],
+                select(
+                    bindparam("job_account_id", type_=BigId),
+                    literal(kind),
+                    func.jsonb_build_object(ref, stored.c.id),
+                    now,
+                    literal(0),
+                    now,
+                ),
+            )
+            .returning(jobs.c.payload)
+        )
+        _STATEMENTS[key] = statement
+    return statement
 
 
 async def claim(

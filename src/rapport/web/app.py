@@ -9,6 +9,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from rapport import __version__
 from rapport.services import Services, build_services
@@ -61,6 +62,33 @@ def vendor_dir(settings: Settings) -> Path:
     return Path(__file__).resolve().parents[3] / "node_modules"
 
 
+class ProviderWebhooks:
+    """Sends `/hooks/` calls to an app of their own, past the browser middleware.
+
+    Providers' servers carry no cookies, need no CSRF token, no CORS and no page security
+    headers, and `/hooks/` is one router, not a walk through every page's route. The proxy
+    rewrite (Twilio signs the public URL) and the request metrics still apply: they sit
+    outside this split. The webhook app shares the main app's state (its services)."""
+
+    def __init__(self, app: ASGIApp, hooks_app: ASGIApp) -> None:
+        self.app = app
+        self.hooks_app = hooks_app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/hooks/"):
+            await self.hooks_app(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+
+def _webhook_app(app: FastAPI) -> FastAPI:
+    webhooks = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
+    webhooks.state = app.state
+    errors.install(webhooks)
+    webhooks.include_router(hooks.router)
+    return webhooks
+
+
 def create_app(
     settings: Settings,
     *,
@@ -108,7 +136,6 @@ def create_app(
         profile,
         admin,
         files,
-        hooks,
         realtime,
         api_v1,
         api_docs,
@@ -134,7 +161,8 @@ def create_app(
     )
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
-    # Outermost first at runtime: proxy headers, metrics, security headers, session, CSRF.
+    # Outermost first at runtime: proxy headers, metrics, the split for provider webhooks,
+    # security headers, session, CSRF, widget CORS.
     app.add_middleware(WidgetCorsMiddleware)
     app.add_middleware(CsrfMiddleware)
     app.add_middleware(
@@ -146,6 +174,7 @@ def create_app(
         https_only=settings.secure_cookies,
     )
     app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(ProviderWebhooks, hooks_app=_webhook_app(app))
     app.add_middleware(RequestMetricsMiddleware)
     app.add_middleware(TrustedProxyMiddleware, trusted=settings.trusted_proxies)
     return app

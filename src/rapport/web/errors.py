@@ -28,6 +28,9 @@ def _error(request: Request, status: int, message: str, field: str | None = None
         if field:
             body["field"] = field
         return JSONResponse(body, status_code=status)
+    if request.url.path.startswith("/hooks/"):
+        # A provider's server reads no pages (and its calls skip the session middleware).
+        return PlainTextResponse(message, status_code=status)
     text = str(gettext_for(request)(message))
     if request.headers.get("hx-request") == "true":
         # htmx shows this in the page's toast area instead of swapping the target.

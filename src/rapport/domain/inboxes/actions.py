@@ -8,7 +8,6 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rapport.db import outbox
-from rapport.db.helpers import insert_ignore
 from rapport.domain import events
 from rapport.domain.errors import InvalidInput, NotFound
 from rapport.domain.inboxes.models import InboundEvent, Inbox
@@ -74,7 +73,7 @@ async def store_inbound(
     meta: dict[str, Any] | None = None,
 ) -> bool:
     """Keep a verified provider call and queue its processing. False when it was a redelivery."""
-    inbound_id = await insert_ignore(
+    inbound_id = await outbox.insert_and_enqueue(
         session,
         InboundEvent.__table__,  # type: ignore[arg-type]
         {
@@ -89,16 +88,11 @@ async def store_inbound(
             "received_at": utcnow(),
         },
         conflict_columns=("inbox_id", "dedupe_key"),
-    )
-    if inbound_id is None:
-        return False
-    outbox.enqueue(
-        session,
         kind=PROCESS_INBOUND_JOB,
-        payload={"inbound_event_id": inbound_id},
+        ref="inbound_event_id",
         account_id=inbox.account_id,
     )
-    return True
+    return inbound_id is not None
 
 
 async def mark_inbound_processed(session: AsyncSession, *, inbound: InboundEvent) -> None:

@@ -1,0 +1,52 @@
+"""Pooled PostgreSQL connections: pinged after sitting idle, not on every checkout."""
+
+import time
+
+import pytest
+from sqlalchemy import text
+
+from rapport.db import engine as engine_module
+from rapport.db.engine import create_engine, database_unavailable, create_nullpool_engine
+
+
+async def _backend_pid(engine) -> int:  # type: ignore[no-untyped-def]
+    async with engine.connect() as conn:
+        return int(await conn.scalar(text("SELECT pg_backend_pid()")))
+
+
+async def _terminate(db_url: str, pid: int) -> None:
+    admin = create_nullpool_engine(db_url)
+    async with admin.connect() as conn:
+        await conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    await admin.dispose()
+
+
+@pytest.fixture
+def pg_only(backend: str) -> None:
+    if backend != "postgres":
+        pytest.skip("the pool is PostgreSQL's; SQLite opens its file per connection")
+
+
+async def test_a_connection_that_died_while_idle_is_replaced_unseen(pg_only, db_url, monkeypatch):
+    engine = create_engine(db_url, pool_size=1)
+    pid = await _backend_pid(engine)
+    await _terminate(db_url, pid)  # a restart, or a firewall dropping an idle connection
+    monkeypatch.setattr(engine_module, "PING_AFTER_IDLE_SECONDS", 0.0)
+    time.sleep(0.01)
+    # The checkout pings, finds it dead and connects again: the caller sees nothing.
+    assert await _backend_pid(engine) != pid
+    await engine.dispose()
+
+
+async def test_a_connection_that_died_in_use_fails_once_as_unavailable(pg_only, db_url):
+    engine = create_engine(db_url, pool_size=2)
+    pid = await _backend_pid(engine)
+    await _terminate(db_url, pid)
+    # Back from use a moment ago, so not pinged: the statement fails with an error the web
+    # layer answers 503 + Retry-After and the worker retries ...
+    with pytest.raises(Exception) as caught:
+        await _backend_pid(engine)
+    assert database_unavailable(caught.value)
+    # ... and the pool was invalidated with it: the next checkout connects afresh.
+    assert await _backend_pid(engine) not in (pid, None)
+    await engine.dispose()
