@@ -17,13 +17,12 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rapport.channels.base import SendContext
-from rapport.channels.registry import ADAPTERS, adapter_for
+from rapport.channels.registry import ADAPTERS, adapter_for, inbox_adapter
 from rapport.channels.sms.policy import GSM7_BASIC, GSM7_EXTENSION
 from rapport.domain.conversations.models import Conversation
 from rapport.domain.conversations.queries import ReplyRoute, reply_routes
 from rapport.domain.errors import InvalidInput
 from rapport.domain.inboxes.models import Inbox
-from rapport.domain.inboxes.queries import inbox_config
 from rapport.domain.ports import SendError
 from rapport.lib.placeholders import fill, placeholders
 from rapport.services import Services
@@ -104,7 +103,7 @@ async def list_templates(services: Services, inbox: Inbox) -> list[dict[str, Any
     if not adapter.policy.templates:
         return []
     try:
-        config = adapter.load_config(inbox_config(inbox, services.box))
+        config = inbox_adapter(inbox, services.box)[1]
     except ValidationError as exc:
         raise SendError("the inbox's settings are incomplete", retryable=False) from exc
     ctx = SendContext(

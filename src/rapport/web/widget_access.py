@@ -16,13 +16,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from rapport.channels.registry import adapter_for
+from rapport.channels.registry import inbox_adapter
 from rapport.channels.webchat import WebchatConfig
 from rapport.domain.accounts.models import Account
 from rapport.domain.errors import NotFound
 from rapport.domain.inboxes.business_hours import ScheduleError
 from rapport.domain.inboxes.models import Inbox
-from rapport.domain.inboxes.queries import inbox_by_public_token, inbox_config
+from rapport.domain.inboxes.queries import inbox_by_public_token
 from rapport.domain.visitors.models import VisitorSession
 from rapport.domain.visitors.queries import visit_by_token
 from rapport.lib.clock import utcnow
@@ -54,7 +54,7 @@ async def load_widget(
     inbox = await inbox_by_public_token(session, public_token)
     if inbox.channel != "webchat":
         raise NotFound("inbox")
-    config: WebchatConfig = adapter_for("webchat").load_config(inbox_config(inbox, services.box))
+    config: WebchatConfig = inbox_adapter(inbox, services.box)[1]
     if not config.origin_allowed(origin):
         raise HTTPException(403, "this site may not embed the chat")
     account = await session.get(Account, inbox.account_id)

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rapport.channels.base import SendContext
-from rapport.channels.registry import adapter_for
+from rapport.channels.registry import adapter_for, inbox_adapter
 from rapport.db import outbox
 from rapport.db.outbox import ClaimedJob
 from rapport.domain import events
@@ -34,7 +34,6 @@ from rapport.domain.conversations.queries import (
     thread_subject,
 )
 from rapport.domain.inboxes.models import Inbox
-from rapport.domain.inboxes.queries import inbox_config
 from rapport.domain.ports import ChannelPolicy, OutboundAttachment, OutboundMessage, SendError
 from rapport.services import Services
 
@@ -154,8 +153,7 @@ async def deliver_message(services: Services, job: ClaimedJob) -> None:
             return
         inbox = await session.get(Inbox, message.inbox_id)
         assert inbox is not None
-        adapter = adapter_for(inbox.channel)
-        config = adapter.load_config(inbox_config(inbox, services.box))
+        adapter, config = inbox_adapter(inbox, services.box)
         try:
             outbound = await _outbound(services, session, message, inbox)
         except SendError as exc:

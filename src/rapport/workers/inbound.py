@@ -13,9 +13,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import structlog
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from rapport.channels.base import BadPayload, Channel, SendContext
-from rapport.channels.registry import adapter_for
+from rapport.channels.registry import inbox_adapter
 from rapport.db import outbox
 from rapport.db.outbox import ClaimedJob
 from rapport.domain import events
@@ -26,7 +28,6 @@ from rapport.domain.conversations.actions import StoredFile
 from rapport.domain.errors import DomainError
 from rapport.domain.inboxes import actions as inbox_actions
 from rapport.domain.inboxes.models import InboundEvent, Inbox
-from rapport.domain.inboxes.queries import inbox_config
 from rapport.domain.ports import InboundMessage, MediaRef, Parsed, StatusUpdate
 from rapport.lib.text import clean_filename
 from rapport.services import Services
@@ -46,45 +47,66 @@ class RetryLater(Exception):
 
 async def process_inbound(services: Services, job: ClaimedJob) -> None:
     inbound_id = int(job.payload["inbound_event_id"])
-    async with services.read_session() as session:
-        inbound = await session.get(InboundEvent, inbound_id)
-        if inbound is None or inbound.status == "processed":
-            return await _complete(services, job)
-        inbox = await session.get(Inbox, inbound.inbox_id)
-        assert inbox is not None
-        adapter = adapter_for(inbox.channel)
-        config = adapter.load_config(inbox_config(inbox, services.box))
-        body, content_type = inbound.body, inbound.content_type
-    try:
-        parsed = list(adapter.parse(body, content_type, config))
-    except (BadPayload, ValueError, KeyError, TypeError) as exc:
-        return await _flag(services, job, inbound_id, f"{type(exc).__name__}: {exc}")
+    async with services.session() as session:
+        loaded = await _load(session, inbound_id)
+        if loaded is None:  # gone, or processed by an earlier attempt
+            await outbox.complete(session, job.id)
+            await events.commit(session)
+            return
+        inbound, inbox, account = loaded
+        adapter, config = inbox_adapter(inbox, services.box)
+        try:
+            parsed = list(adapter.parse(inbound.body, inbound.content_type, config))
+        except (BadPayload, ValueError, KeyError, TypeError) as exc:
+            return await _flag(session, job, inbound, f"{type(exc).__name__}: {exc}")
+        if not _has_media(parsed):
+            # The common case: everything in this one transaction.
+            return await _apply_or_flag(session, job, inbound, inbox, account, parsed, {})
+    # Attachments are downloaded and stored outside any transaction (a slow provider must not
+    # hold database locks), then applied in a transaction of their own.
     try:
         # Refused media (too large, not the provider's) is bad input: flag it. Network errors
         # propagate and the job is tried again with backoff.
         files = await _fetch_all(services, adapter, config, parsed)
     except BadPayload as exc:
-        return await _flag(services, job, inbound_id, f"{type(exc).__name__}: {exc}")
-    try:
-        await _apply(services, job, inbound_id, parsed, files)
-    except DomainError as exc:
-        await _flag(services, job, inbound_id, f"{type(exc).__name__}: {exc}")
-
-
-async def _complete(services: Services, job: ClaimedJob) -> None:
+        async with services.session() as session:
+            loaded = await _load(session, inbound_id)
+            if loaded is not None:
+                await _flag(session, job, loaded[0], f"{type(exc).__name__}: {exc}")
+        return
     async with services.session() as session:
-        await outbox.complete(session, job.id)
-        await events.commit(session)
+        loaded = await _load(session, inbound_id)
+        if loaded is None:
+            return
+        await _apply_or_flag(session, job, *loaded, parsed, files)
 
 
-async def _flag(services: Services, job: ClaimedJob, inbound_id: int, error: str) -> None:
-    log.warning("inbound.failed", inbound_event_id=inbound_id, error=error)
-    async with services.session() as session:
-        inbound = await session.get(InboundEvent, inbound_id)
-        assert inbound is not None
-        await inbox_actions.mark_inbound_failed(session, inbound=inbound, error=error)
-        await outbox.complete(session, job.id)
-        await events.commit(session)
+async def _load(
+    session: AsyncSession, inbound_id: int
+) -> tuple[InboundEvent, Inbox, Account] | None:
+    """The pending payload with its inbox and account, in one query."""
+    row = (
+        await session.execute(
+            select(InboundEvent, Inbox, Account)
+            .join(Inbox, Inbox.id == InboundEvent.inbox_id)
+            .join(Account, Account.id == InboundEvent.account_id)
+            .where(InboundEvent.id == inbound_id)
+        )
+    ).first()
+    if row is None or row[0].status == "processed":
+        return None
+    return row[0], row[1], row[2]
+
+
+def _has_media(parsed: Sequence[Parsed]) -> bool:
+    return any(isinstance(item, InboundMessage) and item.attachments for item in parsed)
+
+
+async def _flag(session: AsyncSession, job: ClaimedJob, inbound: InboundEvent, error: str) -> None:
+    log.warning("inbound.failed", inbound_event_id=inbound.id, error=error)
+    await inbox_actions.mark_inbound_failed(session, inbound=inbound, error=error)
+    await outbox.complete(session, job.id)
+    await events.commit(session)
 
 
 async def _fetch_all(
@@ -121,40 +143,56 @@ async def _fetch_one(
     )
 
 
-async def _apply(
-    services: Services,
+async def _apply_or_flag(
+    session: AsyncSession,
     job: ClaimedJob,
-    inbound_id: int,
+    inbound: InboundEvent,
+    inbox: Inbox,
+    account: Account,
     parsed: Sequence[Parsed],
     files: dict[int, list[StoredFile]],
 ) -> None:
-    async with services.session() as session:
-        inbound = await session.get(InboundEvent, inbound_id)
-        assert inbound is not None
-        inbox = await session.get(Inbox, inbound.inbox_id)
-        account = await session.get(Account, inbound.account_id)
-        assert inbox is not None and account is not None
-        orphans = 0
-        for index, item in enumerate(parsed):
-            if isinstance(item, StatusUpdate):
-                result = await actions.apply_status_update(session, inbox=inbox, update=item)
-                orphans += result == actions.StatusResult.unknown
-            else:
-                await actions.receive_message(
-                    session, account=account, inbox=inbox, inbound=item, files=files.get(index, ())
+    """Apply every parsed item and commit; a domain refusal flags the payload instead."""
+    try:
+        await _apply(session, job, inbound, inbox, account, parsed, files)
+    except DomainError as exc:
+        inbound_id = inbound.id
+        await events.rollback(session)
+        reloaded = await session.get(InboundEvent, inbound_id)
+        assert reloaded is not None
+        await _flag(session, job, reloaded, f"{type(exc).__name__}: {exc}")
+
+
+async def _apply(
+    session: AsyncSession,
+    job: ClaimedJob,
+    inbound: InboundEvent,
+    inbox: Inbox,
+    account: Account,
+    parsed: Sequence[Parsed],
+    files: dict[int, list[StoredFile]],
+) -> None:
+    orphans = 0
+    for index, item in enumerate(parsed):
+        if isinstance(item, StatusUpdate):
+            result = await actions.apply_status_update(session, inbox=inbox, update=item)
+            orphans += result == actions.StatusResult.unknown
+        else:
+            await actions.receive_message(
+                session, account=account, inbox=inbox, inbound=item, files=files.get(index, ())
+            )
+            if item.consent is not None:
+                await contact_actions.record_consent(
+                    session,
+                    account=account,
+                    claim=item.sender[0],
+                    consent=item.consent,
+                    channel=inbox.channel,
+                    keyword=item.content.strip(),
                 )
-                if item.consent is not None:
-                    await contact_actions.record_consent(
-                        session,
-                        account=account,
-                        claim=item.sender[0],
-                        consent=item.consent,
-                        channel=inbox.channel,
-                        keyword=item.content.strip(),
-                    )
-        if orphans and job.attempts < ORPHAN_STATUS_RETRIES:
-            await events.rollback(session)
-            raise RetryLater("status for a message not recorded yet", ORPHAN_STATUS_DELAY)
-        await inbox_actions.mark_inbound_processed(session, inbound=inbound)
-        await outbox.complete(session, job.id)
-        await events.commit(session)
+    if orphans and job.attempts < ORPHAN_STATUS_RETRIES:
+        await events.rollback(session)
+        raise RetryLater("status for a message not recorded yet", ORPHAN_STATUS_DELAY)
+    await inbox_actions.mark_inbound_processed(session, inbound=inbound)
+    await outbox.complete(session, job.id)
+    await events.commit(session)

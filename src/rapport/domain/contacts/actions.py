@@ -78,18 +78,29 @@ async def resolve_contact(
     claims: Sequence[IdentityClaim],
     name: str = "",
 ) -> ResolvedContact:
-    """Find the contact these identities belong to, creating or linking as needed."""
+    """Find the contact these identities belong to, creating or linking as needed.
+
+    A contact found is locked until commit (a row lock on PostgreSQL; SQLite serialises
+    writers anyway), so two messages of one customer arriving together cannot both start a
+    conversation."""
     normalised = _dedupe(
         [normalise_claim(c, default_region=account.default_region) for c in claims]
     )
     if not normalised:
         raise InvalidInput("a message needs at least one sender identity")
-    try:
-        async with session.begin_nested():
+    existing = await _identities_for(session, account.id, normalised)
+    if all((c.kind, c.value) in existing for c in normalised):
+        # Nothing to insert, so nothing can collide: no savepoint (the usual case).
+        resolved = await _resolve(
+            session, account=account, claims=normalised, name=name, existing=existing
+        )
+    else:
+        try:
+            async with session.begin_nested():
+                resolved = await _resolve(session, account=account, claims=normalised, name=name)
+        except IntegrityError:
+            # A concurrent transaction created one of these identities first: resolve again.
             resolved = await _resolve(session, account=account, claims=normalised, name=name)
-    except IntegrityError:
-        # A concurrent transaction created one of these identities first: resolve again.
-        resolved = await _resolve(session, account=account, claims=normalised, name=name)
     await _suggest(session, resolved)
     return resolved
 
@@ -119,9 +130,15 @@ def _dedupe(claims: list[IdentityClaim]) -> list[IdentityClaim]:
 
 
 async def _resolve(
-    session: AsyncSession, *, account: Account, claims: list[IdentityClaim], name: str
+    session: AsyncSession,
+    *,
+    account: Account,
+    claims: list[IdentityClaim],
+    name: str,
+    existing: dict[tuple[str, str], Identity] | None = None,
 ) -> ResolvedContact:
-    existing = await _identities_for(session, account.id, claims)
+    if existing is None:
+        existing = await _identities_for(session, account.id, claims)
     contact_id = next(
         (
             existing[(c.kind, c.value)].contact_id
@@ -141,7 +158,7 @@ async def _resolve(
         session.add(contact)
         await session.flush()
     else:
-        found = await session.get(Contact, contact_id)
+        found = await session.get(Contact, contact_id, with_for_update=True)
         if found is None:
             raise NotFound("contact")
         contact = found

@@ -110,8 +110,7 @@ async def receive_message(
     resolved = await resolve_contact(
         session, account=account, claims=inbound.sender, name=inbound.sender_name
     )
-    contact = resolved.contact
-    await _lock_contact(session, contact)
+    contact = resolved.contact  # locked until commit by resolve_contact
     now = utcnow()
     conversation = await _conversation_for(
         session, account=account, inbox=inbox, contact=contact, inbound=inbound, now=now
@@ -149,12 +148,6 @@ async def receive_message(
         ),
     )
     return Received(message, conversation)
-
-
-async def _lock_contact(session: AsyncSession, contact: Contact) -> None:
-    """Serialise messages of one contact, so two arriving together cannot both start a
-    conversation (PostgreSQL row lock until commit; SQLite writers are serialised already)."""
-    await session.execute(select(Contact.id).where(Contact.id == contact.id).with_for_update())
 
 
 def _message_payload(inbound: InboundMessage) -> dict[str, object]:

@@ -13,24 +13,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import PlainTextResponse, Response
 
 from rapport.channels.base import BadPayload, Channel, RawRequest, VerificationFailed
-from rapport.channels.registry import adapter_for
+from rapport.channels.registry import adapter_for, inbox_adapter
 from rapport.domain import events
 from rapport.domain.errors import NotFound
 from rapport.domain.inboxes.actions import store_inbound
 from rapport.domain.inboxes.models import Inbox
-from rapport.domain.inboxes.queries import inbox_config, inbox_for_hook
+from rapport.domain.inboxes.queries import inbox_for_hook
 from rapport.services import Services
 from rapport.web.deps import Svc
 
 router = APIRouter(include_in_schema=False)
 
 MAX_WEBHOOK_BYTES = 5 * 1024 * 1024
-
-# Decrypted, validated adapter configs, keyed by the inbox's ciphertext: any change to the
-# inbox's settings writes a new ciphertext (Fernet tokens are never reused), so an entry can
-# never be stale. Saves a decrypt and a pydantic validation on every provider call.
-_CONFIGS: dict[tuple[str, int, str], Any] = {}
-_CONFIGS_MAX = 1024
 
 
 async def _raw(request: Request) -> RawRequest:
@@ -51,24 +45,13 @@ def _adapter(channel: str) -> Channel[Any]:
         raise NotFound("channel") from None
 
 
-def _config(services: Services, adapter: Channel[Any], inbox: Inbox) -> Any:
-    key = (adapter.kind, inbox.id, inbox.config_encrypted or "")
-    config = _CONFIGS.get(key)
-    if config is None:
-        config = adapter.load_config(inbox_config(inbox, services.box))
-        if len(_CONFIGS) >= _CONFIGS_MAX:
-            _CONFIGS.clear()
-        _CONFIGS[key] = config
-    return config
-
-
 async def _inbox_and_adapter(
     services: Services, channel: str, inbox_id: int
 ) -> tuple[Inbox, Channel[Any], Any]:
     adapter = _adapter(channel)
     async with services.read_session() as session:
         inbox = await inbox_for_hook(session, inbox_id=inbox_id, channel=channel)
-    return inbox, adapter, _config(services, adapter, inbox)
+    return inbox, adapter, inbox_adapter(inbox, services.box)[1]
 
 
 def _verified_key(adapter: Channel[Any], raw: RawRequest, config: Any) -> str | Response:
@@ -115,7 +98,7 @@ async def receive(channel: str, inbox_id: int, request: Request, services: Svc) 
         # calls never queue in front of real writes.
         async with services.read_session() as session:
             inbox = await inbox_for_hook(session, inbox_id=inbox_id, channel=channel)
-        config = _config(services, adapter, inbox)
+        config = inbox_adapter(inbox, services.box)[1]
         key = _verified_key(adapter, raw, config)
         if isinstance(key, Response):
             return key
@@ -126,7 +109,7 @@ async def receive(channel: str, inbox_id: int, request: Request, services: Svc) 
         # BEGIN and a ROLLBACK fewer per call. A refused call leaves having written nothing.
         async with services.session() as session:
             inbox = await inbox_for_hook(session, inbox_id=inbox_id, channel=channel)
-            config = _config(services, adapter, inbox)
+            config = inbox_adapter(inbox, services.box)[1]
             key = _verified_key(adapter, raw, config)
             if isinstance(key, Response):
                 return key
