@@ -160,7 +160,11 @@ async def _apply_or_flag(
         await events.rollback(session)
         reloaded = await session.get(InboundEvent, inbound_id)
         assert reloaded is not None
-        await _flag(session, job, reloaded, f"{type(exc).__name__}: {exc}")
+        return await _flag(session, job, reloaded, f"{type(exc).__name__}: {exc}")
+    except RetryLater:
+        await events.rollback(session)
+        raise
+    await events.commit(session)
 
 
 async def _apply(
@@ -172,6 +176,7 @@ async def _apply(
     parsed: Sequence[Parsed],
     files: dict[int, list[StoredFile]],
 ) -> None:
+    """Apply every parsed item, mark the payload processed and finish the job (no commit)."""
     orphans = 0
     for index, item in enumerate(parsed):
         if isinstance(item, StatusUpdate):
@@ -191,8 +196,44 @@ async def _apply(
                     keyword=item.content.strip(),
                 )
     if orphans and job.attempts < ORPHAN_STATUS_RETRIES:
-        await events.rollback(session)
         raise RetryLater("status for a message not recorded yet", ORPHAN_STATUS_DELAY)
     await inbox_actions.mark_inbound_processed(session, inbound=inbound)
     await outbox.complete(session, job.id)
-    await events.commit(session)
+
+
+class _NotBatchable(Exception):
+    """A payload that needs its own transaction (media to fetch)."""
+
+
+async def process_inbound_batch(services: Services, jobs: Sequence[ClaimedJob]) -> bool:
+    """Apply several payloads in one transaction, in job order; False if it was rolled back.
+
+    Under load most of an inbound job's cost is per transaction: BEGIN and COMMIT, the
+    account's event counter (a lock held to the commit), the webhook subscriptions read by the
+    fan-out, the job deletions. A batch pays them once. Anything unusual (a payload to flag,
+    media to fetch, a status for a message not recorded yet, any error) rolls the whole batch
+    back and returns False, and the relay runs each job on its own as before, with its own
+    retries: a batch is only ever all of them or none.
+    """
+    try:
+        async with services.session() as session:
+            for job in jobs:
+                await _apply_in_batch(services, session, job)
+            await events.commit(session)
+    except Exception as exc:  # nothing was committed: each job runs on its own instead
+        log.info("inbound.batch_split", jobs=len(jobs), reason=f"{type(exc).__name__}: {exc}")
+        return False
+    return True
+
+
+async def _apply_in_batch(services: Services, session: AsyncSession, job: ClaimedJob) -> None:
+    loaded = await _load(session, int(job.payload["inbound_event_id"]))
+    if loaded is None:
+        await outbox.complete(session, job.id)
+        return
+    inbound, inbox, account = loaded
+    adapter, config = inbox_adapter(inbox, services.box)
+    parsed = list(adapter.parse(inbound.body, inbound.content_type, config))
+    if _has_media(parsed):
+        raise _NotBatchable("media to fetch")
+    await _apply(session, job, inbound, inbox, account, parsed, {})

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from rapport.db.outbox import ClaimedJob
 from rapport.domain.conversations.actions import DELIVER_JOB
@@ -10,7 +10,7 @@ from rapport.domain.inboxes.actions import PROCESS_INBOUND_JOB
 from rapport.domain.webhooks.actions import WEBHOOK_JOB
 from rapport.services import Services
 from rapport.workers.delivery import deliver_message
-from rapport.workers.inbound import process_inbound
+from rapport.workers.inbound import process_inbound, process_inbound_batch
 from rapport.workers.webhooks import deliver_webhook
 
 Handler = Callable[[Services, ClaimedJob], Awaitable[None]]
@@ -19,4 +19,12 @@ JOBS: dict[str, Handler] = {
     PROCESS_INBOUND_JOB: process_inbound,
     DELIVER_JOB: deliver_message,
     WEBHOOK_JOB: deliver_webhook,
+}
+
+# Kinds whose claimed jobs may run together in one transaction. The handler returns False
+# when it rolled back, and the relay then runs each job with its own handler above.
+BatchHandler = Callable[[Services, Sequence[ClaimedJob]], Awaitable[bool]]
+
+BATCHES: dict[str, BatchHandler] = {
+    PROCESS_INBOUND_JOB: process_inbound_batch,
 }

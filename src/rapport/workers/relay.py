@@ -12,7 +12,8 @@ import os
 import socket
 import traceback
 import uuid
-from collections.abc import AsyncIterator
+from collections import defaultdict
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 import structlog
@@ -24,7 +25,7 @@ from rapport.db.outbox import ClaimedJob
 from rapport.domain import events
 from rapport.services import Services
 from rapport.workers.inbound import RetryLater
-from rapport.workers.jobs import JOBS
+from rapport.workers.jobs import BATCHES, JOBS
 
 log = structlog.get_logger(__name__)
 
@@ -86,8 +87,15 @@ class Worker:
                 limit=self._concurrency,
                 lease_seconds=self._services.settings.outbox_lease_seconds,
             )
-        if jobs:
-            await asyncio.gather(*(self._run(job) for job in jobs))
+        batches: dict[str, list[ClaimedJob]] = defaultdict(list)
+        runs = []
+        for job in jobs:
+            if job.kind in BATCHES:
+                batches[job.kind].append(job)
+            else:
+                runs.append(self._run(job))
+        runs += [self._run_batch(kind, group) for kind, group in batches.items()]
+        await asyncio.gather(*runs)
         return len(jobs)
 
     async def drain(self, *, max_rounds: int = 100) -> int:
@@ -99,6 +107,16 @@ class Worker:
             if done == 0:
                 break
         return total
+
+    async def _run_batch(self, kind: str, jobs: Sequence[ClaimedJob]) -> None:
+        """Several jobs of one kind in one transaction; each on its own if that rolled back."""
+        if len(jobs) > 1:
+            with JOB_SECONDS.labels(f"{kind}[batch]").time():
+                done = await BATCHES[kind](self._services, jobs)
+            if done:
+                JOBS_DONE.labels(kind, "ok").inc(len(jobs))
+                return
+        await asyncio.gather(*(self._run(job) for job in jobs))
 
     async def _run(self, job: ClaimedJob) -> None:
         handler = JOBS.get(job.kind)
