@@ -210,6 +210,12 @@ async def complete(session: AsyncSession, job_id: int) -> None:
     await session.execute(delete(OutboxJob).where(OutboxJob.id == job_id))
 
 
+async def complete_all(session: AsyncSession, job_ids: list[int]) -> None:
+    """`complete` for many jobs in one statement (a worker's batch)."""
+    if job_ids:
+        await session.execute(delete(OutboxJob).where(OutboxJob.id.in_(job_ids)))
+
+
 async def retry_later(
     session: AsyncSession,
     *,

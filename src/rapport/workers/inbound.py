@@ -175,8 +175,11 @@ async def _apply(
     account: Account,
     parsed: Sequence[Parsed],
     files: dict[int, list[StoredFile]],
+    *,
+    finish: bool = True,
 ) -> None:
-    """Apply every parsed item, mark the payload processed and finish the job (no commit)."""
+    """Apply every parsed item, then (unless a batch finishes them all at once) mark the
+    payload processed and complete the job. No commit."""
     orphans = 0
     for index, item in enumerate(parsed):
         if isinstance(item, StatusUpdate):
@@ -197,8 +200,9 @@ async def _apply(
                 )
     if orphans and job.attempts < ORPHAN_STATUS_RETRIES:
         raise RetryLater("status for a message not recorded yet", ORPHAN_STATUS_DELAY)
-    await inbox_actions.mark_inbound_processed(session, inbound=inbound)
-    await outbox.complete(session, job.id)
+    if finish:
+        await inbox_actions.mark_inbound_processed(session, inbound=inbound)
+        await outbox.complete(session, job.id)
 
 
 class _NotBatchable(Exception):
@@ -217,8 +221,11 @@ async def process_inbound_batch(services: Services, jobs: Sequence[ClaimedJob]) 
     """
     try:
         async with services.session() as session:
-            for job in jobs:
-                await _apply_in_batch(services, session, job)
+            applied = [await _apply_in_batch(services, session, job) for job in jobs]
+            await inbox_actions.mark_all_inbound_processed(
+                session, inbound_ids=[i for i in applied if i is not None]
+            )
+            await outbox.complete_all(session, [job.id for job in jobs])
             await events.commit(session)
     except Exception as exc:  # nothing was committed: each job runs on its own instead
         log.info("inbound.batch_split", jobs=len(jobs), reason=f"{type(exc).__name__}: {exc}")
@@ -226,14 +233,15 @@ async def process_inbound_batch(services: Services, jobs: Sequence[ClaimedJob]) 
     return True
 
 
-async def _apply_in_batch(services: Services, session: AsyncSession, job: ClaimedJob) -> None:
+async def _apply_in_batch(services: Services, session: AsyncSession, job: ClaimedJob) -> int | None:
+    """Apply one payload of a batch; its id, or None when it was done already."""
     loaded = await _load(session, int(job.payload["inbound_event_id"]))
     if loaded is None:
-        await outbox.complete(session, job.id)
-        return
+        return None
     inbound, inbox, account = loaded
     adapter, config = inbox_adapter(inbox, services.box)
     parsed = list(adapter.parse(inbound.body, inbound.content_type, config))
     if _has_media(parsed):
         raise _NotBatchable("media to fetch")
-    await _apply(session, job, inbound, inbox, account, parsed, {})
+    await _apply(session, job, inbound, inbox, account, parsed, {}, finish=False)
+    return inbound.id

@@ -101,6 +101,16 @@ async def mark_inbound_processed(session: AsyncSession, *, inbound: InboundEvent
     inbound.processed_at = utcnow()
 
 
+async def mark_all_inbound_processed(session: AsyncSession, *, inbound_ids: list[int]) -> None:
+    """`mark_inbound_processed` for many payloads in one statement (a worker's batch)."""
+    if inbound_ids:
+        await session.execute(
+            update(InboundEvent)
+            .where(InboundEvent.id.in_(inbound_ids))
+            .values(status="processed", error=None, processed_at=utcnow())
+        )
+
+
 async def mark_inbound_failed(session: AsyncSession, *, inbound: InboundEvent, error: str) -> None:
     """Keep the payload, flag it, and tell admins: nothing is lost, it can be processed again."""
     inbound.status = "failed"
