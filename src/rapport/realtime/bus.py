@@ -115,6 +115,8 @@ class RedisBus(_Listeners):
         self._client: redis.Redis | None = None
         self._task: asyncio.Task[None] | None = None
         self.connected = asyncio.Event()
+        self._waking = False
+        self._wake_again = False
 
     async def start(self) -> None:
         self._client = redis.from_url(
@@ -156,10 +158,24 @@ class RedisBus(_Listeners):
             )
 
     async def wake_workers(self) -> None:
+        """Wake workers on every node. Commits that come while a wake is on its way share the
+        next one (published after their commits, so it covers them): under a burst of webhooks
+        this is a few publishes a round trip, not one per call."""
         self.wake()
-        with contextlib.suppress(redis.RedisError, OSError):
-            assert self._client is not None
-            await self._client.publish(self.wake_channel, b"1")
+        if self._waking:
+            self._wake_again = True
+            return
+        self._waking = True
+        try:
+            while True:
+                self._wake_again = False
+                with contextlib.suppress(redis.RedisError, OSError):
+                    assert self._client is not None
+                    await self._client.publish(self.wake_channel, b"1")
+                if not self._wake_again:
+                    return
+        finally:
+            self._waking = False
 
     async def _listen(self) -> None:
         delay = 0.1
