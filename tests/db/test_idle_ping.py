@@ -1,12 +1,12 @@
 """Pooled PostgreSQL connections: pinged after sitting idle, not on every checkout."""
 
-import time
+import asyncio
 
 import pytest
 from sqlalchemy import text
 
 from rapport.db import engine as engine_module
-from rapport.db.engine import create_engine, database_unavailable, create_nullpool_engine
+from rapport.db.engine import create_engine, create_nullpool_engine, database_unavailable
 
 
 async def _backend_pid(engine) -> int:  # type: ignore[no-untyped-def]
@@ -32,7 +32,7 @@ async def test_a_connection_that_died_while_idle_is_replaced_unseen(pg_only, db_
     pid = await _backend_pid(engine)
     await _terminate(db_url, pid)  # a restart, or a firewall dropping an idle connection
     monkeypatch.setattr(engine_module, "PING_AFTER_IDLE_SECONDS", 0.0)
-    time.sleep(0.01)
+    await asyncio.sleep(0.01)
     # The checkout pings, finds it dead and connects again: the caller sees nothing.
     assert await _backend_pid(engine) != pid
     await engine.dispose()

@@ -85,9 +85,7 @@ async def test_one_bad_payload_sends_each_job_its_own_way(client, services, fact
     assert await _count(services, OutboxJob) == 0
 
 
-async def test_a_redelivered_payload_in_a_batch_is_one_message(
-    client, services, factory, worker
-):
+async def test_a_redelivered_payload_in_a_batch_is_one_message(client, services, factory, worker):
     account = await factory.account()
     inbox = await factory.api_inbox(account)
     await _deliver(client, inbox, [_call(1, "ana"), _call(2, "ana")])
