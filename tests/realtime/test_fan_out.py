@@ -130,6 +130,19 @@ async def test_a_send_that_waits_is_finished_by_whoever_awaits_the_rest():
     assert done == ["sent"]
 
 
+async def test_a_send_that_only_yields_once_is_finished_too():
+    done = []
+
+    async def send() -> None:
+        await asyncio.sleep(0)  # a bare yield to the loop, no future
+        done.append(1)
+
+    rest = run_until_suspended(send())
+    assert rest is not None and done == []
+    await rest
+    assert done == [1]
+
+
 async def test_cancelling_the_finisher_cancels_the_send_it_took_over():
     gate: asyncio.Future[None] = asyncio.get_running_loop().create_future()
     cleaned = []
