@@ -9,6 +9,7 @@ import statistics
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import websockets
@@ -16,6 +17,8 @@ import websockets
 from bench import env
 from bench.loadgen import Pool, open_loop
 from bench.results import Result
+from rapport.domain.events import MessageCreated, PublishedEvent
+from rapport.realtime.hub import encode
 
 CONNECT_CONCURRENCY = 128
 
@@ -82,6 +85,23 @@ async def _until_live(socket: Any) -> None:
         frame = json.loads(await socket.recv())
         if frame.get("kind") in ("live", "reset"):
             return
+
+
+def _event_frame(message_id: int) -> str:
+    """The frame Rapport pushes to an agent for an incoming SMS, made by the same encoder."""
+    event = MessageCreated(
+        conversation_id=1,
+        contact_id=1,
+        assignee_id=None,
+        team_id=None,
+        inbox_id=1,
+        message_id=message_id,
+        direction="incoming",
+        private=False,
+        channel="sms",
+        sender_type="contact",
+    )
+    return encode(PublishedEvent(1, message_id, event, None, datetime.now(UTC)))
 
 
 def _message_key(frame: Any) -> str | None:
@@ -151,18 +171,19 @@ async def fan_out(quick: bool) -> Result:
     count = 200 if quick else 1000
     rounds = 3 if quick else 6
     with env.workdir("s5") as work:
-        # Baseline: websockets.broadcast to the same number of sockets.
+        # Baseline: websockets.broadcast to the same number of sockets, of a frame like the one
+        # Rapport sends (same size, so the same compression and parsing work for every client).
         async with env.python_server("bench.plain_ws", work, name="plain") as (_plain, port):
-            crowd = Crowd(f"ws://127.0.0.1:{port}", str)
+            crowd = Crowd(f"ws://127.0.0.1:{port}", _message_key)
             control = await websockets.connect(f"ws://127.0.0.1:{port}")
             try:
                 await crowd.grow(count)
                 raw_rates = []
                 for n in range(rounds):
-                    await control.send(f"broadcast round-{n}")
-                    if not await crowd.wait_all(f"round-{n}", 30):
+                    await control.send(f"broadcast {_event_frame(n + 1)}")
+                    if not await crowd.wait_all(str(n + 1), 30):
                         raise RuntimeError("a broadcast did not reach every socket")
-                    times = crowd.arrivals[f"round-{n}"]
+                    times = crowd.arrivals[str(n + 1)]
                     raw_rates.append(count / max(max(times) - min(times), 1e-6))
             finally:
                 await control.close()
@@ -218,6 +239,7 @@ async def fan_out(quick: bool) -> Result:
             "rates": [round(r) for r in rates],
             "raw_rates": [round(r) for r in raw_rates],
             "measured": "first to last socket receiving the frame, median of rounds",
+            "frame_bytes": len(_event_frame(1)),
         },
     )
 

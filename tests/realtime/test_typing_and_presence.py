@@ -10,7 +10,7 @@ from rapport.domain.accounts.models import Visibility
 from rapport.domain.agents.models import Role
 from rapport.domain.conversations.policies import Viewer
 from rapport.realtime.bus import MemoryBus, RedisBus
-from rapport.realtime.ephemeral import EPHEMERAL_SEQ, Typing
+from rapport.realtime.ephemeral import Typing
 from rapport.realtime.hub import AgentSubscriber, Hub, VisitorSubscriber
 from rapport.realtime.presence import Presence
 
@@ -39,13 +39,43 @@ def typing(**overrides) -> dict:
     return Typing(**values).to_wire()
 
 
-async def frame_of(subscriber):
-    seq, text = await asyncio.wait_for(subscriber.queue.get(), 3.0)
-    assert seq == EPHEMERAL_SEQ
-    return json.loads(text)
+class Tabs:
+    """Live sockets for subscribers; each records what it is sent."""
+
+    def __init__(self) -> None:
+        self.received: dict[object, asyncio.Queue[str]] = {}
+        self.pumps: list[asyncio.Task[None]] = []
+
+    def open(self, subscriber) -> None:
+        received: asyncio.Queue[str] = asyncio.Queue()
+
+        async def send(text: str) -> None:
+            received.put_nowait(text)
+
+        async def close() -> None:
+            pass
+
+        self.received[subscriber] = received
+        pump = subscriber.feed.pump(send, after=0, close=close, ping_every=3600)
+        self.pumps.append(asyncio.create_task(pump))
+
+    async def frame_of(self, subscriber) -> dict:
+        return json.loads(await asyncio.wait_for(self.received[subscriber].get(), 3.0))
+
+    def got_nothing(self, *subscribers) -> bool:
+        return all(self.received[s].empty() for s in subscribers)
 
 
-async def test_visitor_typing_reaches_agents_who_may_see_it_but_not_other_visitors():
+@pytest.fixture
+async def tabs():
+    tabs = Tabs()
+    yield tabs
+    for pump in tabs.pumps:
+        pump.cancel()
+    await asyncio.gather(*tabs.pumps, return_exceptions=True)
+
+
+async def test_visitor_typing_reaches_agents_who_may_see_it_but_not_other_visitors(tabs):
     hub = _hub()
     bus = MemoryBus()
     bus.on_ephemeral(hub.on_ephemeral)
@@ -53,27 +83,29 @@ async def test_visitor_typing_reaches_agents_who_may_see_it_but_not_other_visito
     same, other = VisitorSubscriber(1, 10), VisitorSubscriber(1, 11)
     for s in (ana, ben, same, other):
         await hub.subscribe(s)
+        tabs.open(s)
     await bus.publish_ephemeral(typing())
-    assert (await frame_of(ana))["who"] == "visitor"
-    assert ben.queue.empty() and same.queue.empty() and other.queue.empty()
+    assert (await tabs.frame_of(ana))["who"] == "visitor"
+    assert tabs.got_nothing(ben, same, other)
 
 
-async def test_agent_typing_reaches_the_visitor_and_colleagues_not_the_typist():
+async def test_agent_typing_reaches_the_visitor_and_colleagues_not_the_typist(tabs):
     hub = _hub()
     bus = MemoryBus()
     bus.on_ephemeral(hub.on_ephemeral)
     ana, ben, visitor = agent(1), agent(2), VisitorSubscriber(1, 10)
     for s in (ana, ben, visitor):
         await hub.subscribe(s)
+        tabs.open(s)
     await bus.publish_ephemeral(typing(who="agent", user_id=1, name="Ana"))
-    seen = await frame_of(visitor)
+    seen = await tabs.frame_of(visitor)
     assert seen == {"kind": "typing", "who": "agent", "name": "Ana", "typing": True, "ttl": 6}
-    assert (await frame_of(ben))["conversation_id"] == 10
-    assert ana.queue.empty()
+    assert (await tabs.frame_of(ben))["conversation_id"] == 10
+    assert tabs.got_nothing(ana)
 
 
 @pytest.mark.redis
-async def test_typing_crosses_nodes_through_redis_once(redis_url):
+async def test_typing_crosses_nodes_through_redis_once(redis_url, tabs):
     prefix = f"rapport-test-{uuid.uuid4().hex[:8]}"
     nodes = [(RedisBus(redis_url, prefix=prefix), _hub()) for _ in range(2)]
     for bus, hub in nodes:
@@ -85,13 +117,15 @@ async def test_typing_crosses_nodes_through_redis_once(redis_url):
         here, there = agent(1), agent(2)
         await nodes[0][1].subscribe(here)
         await nodes[1][1].subscribe(there)
+        tabs.open(here)
+        tabs.open(there)
         await nodes[0][0].publish_ephemeral(typing())
-        assert (await frame_of(there))["typing"] is True
-        assert (await frame_of(here))["typing"] is True
+        assert (await tabs.frame_of(there))["typing"] is True
+        assert (await tabs.frame_of(here))["typing"] is True
         await asyncio.sleep(0)  # the node's own copy coming back from Redis is dropped
         await nodes[0][0].publish_ephemeral(typing(typing=False))
-        assert (await frame_of(here))["typing"] is False
-        assert here.queue.empty()
+        assert (await tabs.frame_of(here))["typing"] is False
+        assert tabs.got_nothing(here)
     finally:
         for bus, _ in nodes:
             await bus.stop()

@@ -7,6 +7,8 @@ import websockets
 from rapport.domain import events
 from rapport.domain.accounts.models import Visibility
 from rapport.domain.agents.models import Role
+from rapport.realtime import feed
+from rapport.realtime.feed import run_until_suspended
 from rapport.web.app import create_app
 from rapport.workers.relay import worker_in_background
 from tests.support.agents import AgentSocket
@@ -40,6 +42,27 @@ async def test_a_webhook_reaches_a_connected_agent_without_reload(live, factory)
     await _post(live, inbox, _message(1))
     event = await agent.wait_for(lambda e: e["type"] == "message.created")
     assert event["data"]["direction"] == "incoming"
+    await agent.close()
+
+
+async def test_a_live_socket_is_written_from_the_fan_out_at_once(live, factory, monkeypatch):
+    """Fan-out's fast path holds with uvicorn and Rapport's middleware: a send to a socket with
+    room in its buffer completes without suspending (else every frame falls back to a task)."""
+    finished_at_once = []
+
+    def recording(coro):
+        rest = run_until_suspended(coro)
+        finished_at_once.append(rest is None)
+        return rest
+
+    monkeypatch.setattr(feed, "run_until_suspended", recording)
+    account = await factory.account()
+    inbox = await factory.api_inbox(account)
+    agent = AgentSocket(live, await factory.user(account))
+    await agent.connect()
+    await _post(live, inbox, _message(1))
+    await agent.wait_for(lambda e: e["type"] == "message.created")
+    assert finished_at_once and all(finished_at_once)
     await agent.close()
 
 

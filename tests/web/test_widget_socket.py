@@ -128,3 +128,37 @@ async def test_visitor_socket_resumes_and_shows_only_what_the_visitor_may_see(
             assert message.json()["sender"]["name"] == "Ana Ruiz"
     finally:
         await asyncio.to_thread(server.stop)
+
+
+async def test_visitor_socket_pushes_replies_live_and_never_a_private_note(
+    db_url, tmp_path, services, factory
+):
+    account = await factory.account()
+    agent = await factory.user(account, name="Ana Ruiz")
+    inbox = await widget_inbox(services, account, allowed_origins=[SITE])
+    server = RapportServer(db_url, tmp_path)
+    await asyncio.to_thread(server.start)
+    base = f"{server.url}/widget/api/{inbox.public_token}"
+    ws_url = server.url.replace("http", "ws") + f"/widget/ws/{inbox.public_token}"
+    try:
+        async with httpx.AsyncClient() as http:
+            start = await http.post(f"{base}/session", json={}, headers={"Origin": SITE})
+            token = start.json()["token"]
+            mine = await _say(http, base, token, "hello", "live-0001")
+            await eventually(lambda: _stored(services, 1))
+            async with websockets.connect(ws_url, origin=SITE) as ws:
+                await ws.send(json.dumps({"type": "hello", "token": token}))
+                await _frames(ws)  # up to "live"
+                # The note is committed first: had it leaked, it would arrive first.
+                await _reply(services, mine, agent, inbox, "internal: VIP customer", private=True)
+                await _reply(services, mine, agent, inbox, "we can help", private=False)
+                [event] = [f for f in await _frames(ws, until_kind="event") if f["kind"] == "event"]
+            assert event["type"] == "message.created"
+            assert set(event["data"]) <= {"message_id", "status", "direction", "sender_type"}
+            message = await http.get(
+                f"{base}/messages/{event['data']['message_id']}",
+                headers={"Origin": SITE, "Authorization": f"Bearer {token}"},
+            )
+            assert message.json()["content"] == "we can help"
+    finally:
+        await asyncio.to_thread(server.stop)

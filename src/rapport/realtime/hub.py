@@ -23,23 +23,31 @@ import structlog
 from rapport.domain.conversations.policies import Viewer, can_see
 from rapport.domain.events import Audience, ConversationEvent, PublishedEvent
 from rapport.realtime.ephemeral import EPHEMERAL_SEQ, Typing
+from rapport.realtime.feed import SocketFeed
 
 log = structlog.get_logger(__name__)
-
-QUEUE_LIMIT = 1000
 
 # Reads the log: (account_id, after_seq) -> events in order; and account -> latest number.
 Replay = Callable[[int, int], Awaitable[Sequence[PublishedEvent]]]
 LatestSeqs = Callable[[Sequence[int]], Awaitable[dict[int, int]]]
 
+# What a visitor's widget needs of an event: no agent, team or inbox ids.
+VISITOR_FIELDS = ("message_id", "status", "direction", "sender_type")
+
 
 class Subscriber(Protocol):
+    """One socket. `encode` depends on the event and the subscriber's class only, so fan-out
+    encodes each event once per kind of subscriber, not once per socket."""
+
     @property
     def account_id(self) -> int: ...
 
-    queue: asyncio.Queue[tuple[int, str] | None]
+    @property
+    def feed(self) -> SocketFeed: ...
 
     def accepts(self, event: PublishedEvent) -> bool: ...
+
+    def encode(self, event: PublishedEvent) -> str: ...
 
     def ephemeral_frame(self, signal: Typing) -> str | None: ...
 
@@ -49,9 +57,7 @@ class AgentSubscriber:
     """An agent's browser tab."""
 
     viewer: Viewer
-    queue: asyncio.Queue[tuple[int, str] | None] = field(
-        default_factory=lambda: asyncio.Queue(QUEUE_LIMIT)
-    )
+    feed: SocketFeed = field(default_factory=SocketFeed)
 
     @property
     def account_id(self) -> int:
@@ -59,6 +65,9 @@ class AgentSubscriber:
 
     def accepts(self, event: PublishedEvent) -> bool:
         return agent_may_receive(self.viewer, event)
+
+    def encode(self, event: PublishedEvent) -> str:
+        return encode(event)
 
     def ephemeral_frame(self, signal: Typing) -> str | None:
         return signal.for_agent(self.viewer)
@@ -70,9 +79,7 @@ class VisitorSubscriber:
 
     account_id: int
     conversation_id: int
-    queue: asyncio.Queue[tuple[int, str] | None] = field(
-        default_factory=lambda: asyncio.Queue(QUEUE_LIMIT)
-    )
+    feed: SocketFeed = field(default_factory=SocketFeed)
 
     def accepts(self, event: PublishedEvent) -> bool:
         return (
@@ -80,6 +87,9 @@ class VisitorSubscriber:
             and event.event.conversation_id == self.conversation_id
             and event.event.reaches_visitor()
         )
+
+    def encode(self, event: PublishedEvent) -> str:
+        return encode_for_visitor(event)
 
     def ephemeral_frame(self, signal: Typing) -> str | None:
         return signal.for_visitor(self.conversation_id)
@@ -107,7 +117,15 @@ def agent_may_receive(viewer: Viewer, event: PublishedEvent) -> bool:
 
 
 def encode(event: PublishedEvent) -> str:
+    """An event as an agent's tab receives it."""
     return json.dumps({"kind": "event", **event.to_wire()}, separators=(",", ":"))
+
+
+def encode_for_visitor(event: PublishedEvent) -> str:
+    """An event as a visitor's widget receives it: no agent, team or inbox ids."""
+    data = {k: v for k, v in event.event.model_dump(mode="json").items() if k in VISITOR_FIELDS}
+    frame = {"kind": "event", "seq": event.seq, "type": event.type, "data": data}
+    return json.dumps(frame, separators=(",", ":"))
 
 
 class Hub:
@@ -132,8 +150,7 @@ class Hub:
                 await self._poller
         for subscribers in self._subscribers.values():
             for subscriber in subscribers:
-                with contextlib.suppress(asyncio.QueueFull):
-                    subscriber.queue.put_nowait(None)
+                subscriber.feed.close()
 
     # --- subscriptions -----------------------------------------------------------------------
 
@@ -196,8 +213,7 @@ class Hub:
             frame = subscriber.ephemeral_frame(signal)
             if frame is not None:
                 # A socket too far behind for one more frame loses a typing hint, nothing more.
-                with contextlib.suppress(asyncio.QueueFull):
-                    subscriber.queue.put_nowait((EPHEMERAL_SEQ, frame))
+                subscriber.feed.put(EPHEMERAL_SEQ, frame)
 
     async def catch_up_all(self) -> None:
         """Compare every followed account with the log and deliver what is missing."""
@@ -222,22 +238,21 @@ class Hub:
 
     def _fan_out(self, event: PublishedEvent) -> None:
         self._last_seq[event.account_id] = event.seq
-        text: str | None = None
+        frames: dict[type, str] = {}  # encoded once per kind of subscriber
         for subscriber in tuple(self._subscribers.get(event.account_id, ())):
             if not subscriber.accepts(event):
                 continue
-            text = text or encode(event)
-            try:
-                subscriber.queue.put_nowait((event.seq, text))
-            except asyncio.QueueFull:
+            kind = type(subscriber)
+            text = frames.get(kind)
+            if text is None:
+                text = frames[kind] = subscriber.encode(event)
+            if not subscriber.feed.put(event.seq, text):
                 # A socket that cannot keep up is closed; its browser reconnects and replays.
                 self._drop(subscriber)
 
     def _drop(self, subscriber: Subscriber) -> None:
         self.unsubscribe(subscriber)
-        while not subscriber.queue.empty():
-            subscriber.queue.get_nowait()
-        subscriber.queue.put_nowait(None)
+        subscriber.feed.close()
 
     async def _poll_forever(self) -> None:
         while True:

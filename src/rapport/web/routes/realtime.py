@@ -10,7 +10,6 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from rapport.domain.events import events_after
-from rapport.realtime.ephemeral import EPHEMERAL_SEQ
 from rapport.realtime.hub import AgentSubscriber, Hub, encode
 from rapport.services import Services
 from rapport.web.deps import Agent, load_agent
@@ -49,19 +48,12 @@ async def _replay(
 
 
 async def _pump(websocket: WebSocket, subscriber: AgentSubscriber, after: int) -> None:
-    """Queue to socket, dropping anything the replay already covered."""
-    while True:
-        try:
-            item = await asyncio.wait_for(subscriber.queue.get(), timeout=PING_SECONDS)
-        except TimeoutError:
-            await websocket.send_text('{"kind":"ping"}')
-            continue
-        if item is None:
-            await websocket.close(code=4000)  # too slow or shutting down: the client resumes
-            return
-        seq, text = item
-        if seq > after or seq == EPHEMERAL_SEQ:
-            await websocket.send_text(text)
+    async def close() -> None:
+        await websocket.close(code=4000)  # too slow or shutting down: the client resumes
+
+    await subscriber.feed.pump(
+        websocket.send_text, after=after, close=close, ping_every=PING_SECONDS
+    )
 
 
 async def _listen(websocket: WebSocket) -> None:

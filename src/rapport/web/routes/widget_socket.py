@@ -13,7 +13,6 @@ import contextlib
 import json
 import time
 from dataclasses import dataclass
-from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.exceptions import HTTPException
@@ -21,7 +20,7 @@ from starlette.exceptions import HTTPException
 from rapport.domain.conversations.models import Conversation
 from rapport.domain.errors import NotFound
 from rapport.domain.visitors.queries import conversation_events_after, visit_by_token
-from rapport.realtime.ephemeral import EPHEMERAL_SEQ, Typing
+from rapport.realtime.ephemeral import Typing
 from rapport.realtime.hub import Hub, VisitorSubscriber
 from rapport.services import Services
 from rapport.web.widget_access import Widget, load_widget
@@ -32,14 +31,6 @@ HELLO_TIMEOUT = 10.0
 PING_SECONDS = 25.0
 TYPING_EVERY = 1.0  # at most one typing signal a second from one visitor
 SCOPE_EVERY = 30.0
-VISITOR_FIELDS = ("message_id", "status", "direction", "sender_type")
-
-
-def visitor_frame(wire: dict[str, Any]) -> str:
-    """An event as a visitor sees it: no agent, team or inbox ids."""
-    data = {k: v for k, v in wire["data"].items() if k in VISITOR_FIELDS}
-    frame = {"kind": "event", "seq": wire["seq"], "type": wire["type"], "data": data}
-    return json.dumps(frame, separators=(",", ":"))
 
 
 @dataclass
@@ -91,7 +82,7 @@ async def _replay(
             return
         for event in batch:
             if follow.subscriber.accepts(event):
-                await websocket.send_text(visitor_frame(event.to_wire()))
+                await websocket.send_text(follow.subscriber.encode(event))
         cursor = batch[-1].seq
 
 
@@ -108,21 +99,12 @@ async def _refresh_scope(services: Services, follow: Follow) -> None:
 
 
 async def _pump(websocket: WebSocket, follow: Follow, after: int) -> None:
-    queue = follow.subscriber.queue
-    while True:
-        try:
-            item = await asyncio.wait_for(queue.get(), timeout=PING_SECONDS)
-        except TimeoutError:
-            await websocket.send_text('{"kind":"ping"}')
-            continue
-        if item is None:
-            await websocket.close(code=4000)  # too slow or shutting down: the widget resumes
-            return
-        seq, text = item
-        if seq == EPHEMERAL_SEQ:
-            await websocket.send_text(text)
-        elif seq > after:
-            await websocket.send_text(visitor_frame(json.loads(text)))
+    async def close() -> None:
+        await websocket.close(code=4000)  # too slow or shutting down: the widget resumes
+
+    await follow.subscriber.feed.pump(
+        websocket.send_text, after=after, close=close, ping_every=PING_SECONDS
+    )
 
 
 async def _listen(websocket: WebSocket, services: Services, follow: Follow) -> None:
