@@ -185,15 +185,24 @@ async def _last_messages(session: AsyncSession, conversation_ids: list[int]) -> 
     return {row.conversation_id: row for row in rows}
 
 
+_CONVERSATION_BY_ID = select(Conversation).where(
+    Conversation.id == bindparam("conversation_id"),
+    Conversation.account_id == bindparam("account_id"),  # tenant isolation stays in the query
+)
+
+
 async def get_visible_conversation(
     session: AsyncSession, *, viewer: Viewer, conversation_id: int
 ) -> Conversation:
     """The conversation if this viewer may see it; NotFound otherwise (never 'forbidden').
 
-    One row by primary key, judged by the Python half of the visibility rule: cheaper than
-    building the SQL half for every opened conversation, and free when the session has it.
+    The row is read by a statement built once and judged by `can_see`, the Python half of the
+    one visibility rule, rather than by building its SQL half into a new select() each time.
     """
-    conversation = await session.get(Conversation, conversation_id)
+    conversation = await session.scalar(
+        _CONVERSATION_BY_ID,
+        {"conversation_id": conversation_id, "account_id": viewer.account_id},
+    )
     if conversation is None or not can_see(
         viewer,
         account_id=conversation.account_id,
@@ -303,21 +312,21 @@ def _with_sender_and_files(page: Select[Any]) -> Select[Any]:
     )
 
 
-_LATEST = (
+_NEWEST = (
     select(*_columns(_messages, MessageView))
     .where(_messages.c.conversation_id == bindparam("conversation_id"))
     .order_by(_messages.c.id.desc())
     .limit(bindparam("limit"))
 )
-LATEST_MESSAGES = _with_sender_and_files(_LATEST)
-MESSAGES_BEFORE = _with_sender_and_files(_LATEST.where(_messages.c.id < bindparam("before_id")))
-ONE_MESSAGE = _with_sender_and_files(
+_LATEST_MESSAGES = _with_sender_and_files(_NEWEST)
+_MESSAGES_BEFORE = _with_sender_and_files(_NEWEST.where(_messages.c.id < bindparam("before_id")))
+_ONE_MESSAGE = _with_sender_and_files(
     select(*_columns(_messages, MessageView)).where(
         _messages.c.id == bindparam("message_id"),
         _messages.c.conversation_id == bindparam("conversation_id"),
     )
 )
-TIMELINE_EVENTS = (
+_TIMELINE_EVENTS = (
     select(*_columns(_events, EventView), _users.c.name)
     .select_from(_events.outerjoin(_users, _users.c.id == _events.c.actor_user_id))
     # Constants: written into the SQL once, not bound as five parameters on every call.
@@ -351,9 +360,9 @@ async def conversation_timeline(
     """Messages and the events worth showing between them, oldest first; and whether more exist."""
     params = {"conversation_id": conversation.id, "limit": limit + 1}
     if before_id is None:
-        result = await session.execute(LATEST_MESSAGES, params)
+        result = await session.execute(_LATEST_MESSAGES, params)
     else:
-        result = await session.execute(MESSAGES_BEFORE, {**params, "before_id": before_id})
+        result = await session.execute(_MESSAGES_BEFORE, {**params, "before_id": before_id})
     page = _timeline_messages(result.all())
     has_more = len(page) > limit
     messages = list(reversed(page[:limit]))
@@ -391,7 +400,7 @@ async def _timeline_events(
 @cache
 def _timeline_events_query(*, since: bool, until: bool) -> Select[Any]:
     """The events of a conversation between two optional bounds, built once per shape."""
-    query = TIMELINE_EVENTS.where(_events.c.conversation_id == bindparam("conversation_id"))
+    query = _TIMELINE_EVENTS.where(_events.c.conversation_id == bindparam("conversation_id"))
     if since:
         query = query.where(_events.c.created_at >= bindparam("since"))
     if until:
@@ -405,7 +414,7 @@ async def timeline_event(
     """One event of the conversation's timeline by its account number (the live path)."""
     row = (
         await session.execute(
-            TIMELINE_EVENTS.where(
+            _TIMELINE_EVENTS.where(
                 _events.c.account_id == conversation.account_id,
                 _events.c.seq == seq,
                 _events.c.conversation_id == conversation.id,
@@ -422,7 +431,7 @@ async def message_in_conversation(
 ) -> TimelineMessage:
     """One message of the conversation with its sender and files (the live path)."""
     result = await session.execute(
-        ONE_MESSAGE, {"message_id": message_id, "conversation_id": conversation.id}
+        _ONE_MESSAGE, {"message_id": message_id, "conversation_id": conversation.id}
     )
     items = _timeline_messages(result.all())
     if not items:
