@@ -183,10 +183,10 @@ async def timeline_and_list(quick: bool) -> list[Result]:
     from rapport.domain.conversations.queries import (
         ConversationFilter,
         Scope,
-        conversation_timeline,
         get_visible_conversation,
         list_conversations,
     )
+    from rapport.domain.conversations.timeline import conversation_timeline
     from rapport.services import build_services
     from rapport.settings import Settings
 

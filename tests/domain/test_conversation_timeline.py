@@ -7,7 +7,7 @@ from sqlalchemy import select
 from rapport.domain import events
 from rapport.domain.conversations import actions
 from rapport.domain.conversations.models import Conversation
-from rapport.domain.conversations.queries import (
+from rapport.domain.conversations.timeline import (
     TimelineEvent,
     TimelineMessage,
     conversation_timeline,

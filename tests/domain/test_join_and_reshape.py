@@ -12,7 +12,7 @@ from rapport.domain.contacts.models import IdentityKind, Verification
 from rapport.domain.conversations import reshape
 from rapport.domain.conversations.actions import SUBJECT_THREAD_DAYS, receive_message
 from rapport.domain.conversations.models import Conversation, Message, Status
-from rapport.domain.conversations.queries import TimelineEvent, conversation_timeline
+from rapport.domain.conversations.timeline import TimelineEvent, conversation_timeline
 from rapport.domain.errors import Conflict, InvalidInput, NotFound
 from rapport.domain.events import Event
 from rapport.domain.inboxes.actions import create_inbox

@@ -26,15 +26,17 @@ from rapport.domain.conversations.policies import can_see
 from rapport.domain.conversations.queries import (
     ConversationFilter,
     Scope,
-    conversation_timeline,
     get_visible_conversation,
     list_conversations,
-    message_in_conversation,
     names_by_id,
     thread_subject,
-    timeline_event,
 )
 from rapport.domain.conversations.reshape import merge_candidates
+from rapport.domain.conversations.timeline import (
+    conversation_timeline,
+    message_in_conversation,
+    timeline_event,
+)
 from rapport.domain.errors import InvalidInput, NotFound
 from rapport.domain.inboxes.queries import get_inbox, inboxes_of
 from rapport.services import Services
