@@ -97,7 +97,9 @@ async def resolve_contact(
     else:
         try:
             async with session.begin_nested():
-                resolved = await _resolve(session, account=account, claims=normalised, name=name)
+                resolved = await _resolve(
+                    session, account=account, claims=normalised, name=name, existing=existing
+                )
         except IntegrityError:
             # A concurrent transaction created one of these identities first: resolve again.
             resolved = await _resolve(session, account=account, claims=normalised, name=name)
