@@ -3,7 +3,8 @@
 SQLite runs in WAL mode with a busy timeout, and every transaction that may write starts with
 BEGIN IMMEDIATE: a deferred transaction that later upgrades to a write lock fails at once with
 "database is locked" instead of waiting, which is the classic SQLite failure under concurrency.
-Read-only work uses `read_sessions`, whose transactions stay deferred so readers never queue.
+Read-only work uses `read_sessions`, whose transactions stay deferred so readers never queue;
+on PostgreSQL they run without a transaction (see `open_database`).
 """
 
 from __future__ import annotations
@@ -84,7 +85,7 @@ def _ping_after_idle(engine: AsyncEngine) -> None:
     connections rarely do. A connection that died in use (PostgreSQL restarted under traffic)
     fails its statement instead; SQLAlchemy then invalidates the whole pool, the request is
     answered 503 with Retry-After (providers and the worker retry) and the next checkout
-    connects afresh. See docs/adr/0009-ping-idle-connections-only.md.
+    connects afresh. See docs/adr/0009-round-trips-on-the-hot-paths.md.
     """
     pool = engine.sync_engine.pool
     dialect = engine.dialect
@@ -156,7 +157,15 @@ class Database:
 
 def open_database(database_url: str, *, pool_size: int = 10, echo: bool = False) -> Database:
     engine = create_engine(database_url, pool_size=pool_size, echo=echo)
-    reader = engine.execution_options(sqlite_begin="DEFERRED")
+    # Readers: a deferred transaction on SQLite, for one WAL snapshot across the statements
+    # of a page. On PostgreSQL no transaction at all: at READ COMMITTED every statement takes
+    # its own snapshot anyway, so BEGIN and ROLLBACK would be two round trips that buy nothing
+    # (ADR 0009). Nothing may write through a read session on either database.
+    reader = (
+        engine.execution_options(sqlite_begin="DEFERRED")
+        if engine.dialect.name == "sqlite"
+        else engine.execution_options(isolation_level="AUTOCOMMIT")
+    )
     return Database(
         engine=engine,
         sessions=async_sessionmaker(engine, expire_on_commit=False),

@@ -1,4 +1,5 @@
-"""Pooled PostgreSQL connections: pinged after sitting idle, not on every checkout."""
+"""PostgreSQL connections: pinged after sitting idle, not on every checkout; reads without
+a transaction."""
 
 import asyncio
 
@@ -50,3 +51,19 @@ async def test_a_connection_that_died_in_use_fails_once_as_unavailable(pg_only, 
     # ... and the pool was invalidated with it: the next checkout connects afresh.
     assert await _backend_pid(engine) not in (pid, None)
     await engine.dispose()
+
+
+async def test_a_read_session_on_postgresql_holds_no_transaction(pg_only, db_url):
+    from rapport.db.engine import open_database
+
+    database = open_database(db_url)
+    async with database.read_session() as session:
+        first = await session.scalar(text("SELECT now()"))
+        await asyncio.sleep(0.02)
+        # In a transaction now() is its start time; here each statement is its own.
+        assert await session.scalar(text("SELECT now()")) > first
+    async with database.session() as session:  # writers keep their transaction
+        first = await session.scalar(text("SELECT now()"))
+        await asyncio.sleep(0.02)
+        assert await session.scalar(text("SELECT now()")) == first
+    await database.dispose()
