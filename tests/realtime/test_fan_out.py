@@ -196,6 +196,16 @@ async def test_frames_queued_before_the_socket_is_live_go_first_and_in_order():
     await socket.stop()
 
 
+async def test_a_live_socket_is_not_sent_again_what_its_replay_sent():
+    socket = FakeSocket(feed := SocketFeed(), after=4)
+    await settle()  # live: frames go straight out from now on
+    for seq in (4, 5):  # the bus brings 4 late, after the replay read it from the log
+        feed.put(seq, json.dumps({"seq": seq}))
+    feed.put(EPHEMERAL_SEQ, json.dumps({"seq": "typing"}))
+    assert socket.seqs() == [5, "typing"]
+    await socket.stop()
+
+
 async def test_a_busy_socket_falls_back_to_its_queue_and_keeps_the_order():
     feed = SocketFeed()
     socket = FakeSocket(feed)

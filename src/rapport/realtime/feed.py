@@ -66,6 +66,7 @@ class SocketFeed:
     """The frames one socket is to send, in order, with no loss short of closing it."""
 
     __slots__ = (
+        "_after",
         "_busy",
         "_closing",
         "_last_sent",
@@ -85,13 +86,15 @@ class SocketFeed:
         self._unfinished: Awaitable[None] | None = None
         self._closing = False
         self._last_sent = time.monotonic()
+        self._after = 0  # the last number the replay sent; set by the pump
 
     def put(self, seq: int, text: str) -> bool:
         """Send or queue one frame; False when the socket is too far behind to take it."""
         if self._closing:
             return True  # the socket is closing; its browser resumes from the log
         if self._send is not None and not self._busy and not self._queue:
-            self._send_now(self._send, text)
+            if seq > self._after or seq == EPHEMERAL_SEQ:  # the replay may have sent it already
+                self._send_now(self._send, text)
             return True
         if len(self._queue) >= self._limit:
             return False
@@ -132,6 +135,7 @@ class SocketFeed:
 
         Numbered frames up to `after` were already sent by the replay and are skipped.
         """
+        self._after = after
         self._send = send
         try:
             while True:
