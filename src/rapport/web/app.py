@@ -8,7 +8,9 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from starlette.middleware.exceptions import ExceptionMiddleware
 from starlette.middleware.sessions import SessionMiddleware
+from starlette.routing import Router
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from rapport import __version__
@@ -68,7 +70,7 @@ class ProviderWebhooks:
     Providers' servers carry no cookies, need no CSRF token, no CORS and no page security
     headers, and `/hooks/` is one router, not a walk through every page's route. The proxy
     rewrite (Twilio signs the public URL) and the request metrics still apply: they sit
-    outside this split. The webhook app shares the main app's state (its services)."""
+    outside this split. The routes read the services from the main app's state."""
 
     def __init__(self, app: ASGIApp, hooks_app: ASGIApp) -> None:
         self.app = app
@@ -81,12 +83,9 @@ class ProviderWebhooks:
             await self.app(scope, receive, send)
 
 
-def _webhook_app(app: FastAPI) -> FastAPI:
-    webhooks = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
-    webhooks.state = app.state
-    errors.install(webhooks)
-    webhooks.include_router(hooks.router)
-    return webhooks
+def _webhook_app() -> ASGIApp:
+    """The webhook routes with Rapport's error answers, and nothing else."""
+    return ExceptionMiddleware(Router(routes=hooks.routes), handlers=errors.HANDLERS)
 
 
 def create_app(
@@ -174,7 +173,7 @@ def create_app(
         https_only=settings.secure_cookies,
     )
     app.add_middleware(SecurityHeadersMiddleware)
-    app.add_middleware(ProviderWebhooks, hooks_app=_webhook_app(app))
+    app.add_middleware(ProviderWebhooks, hooks_app=_webhook_app())
     app.add_middleware(RequestMetricsMiddleware)
     app.add_middleware(TrustedProxyMiddleware, trusted=settings.trusted_proxies)
     return app

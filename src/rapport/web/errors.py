@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from urllib.parse import quote
 
 import structlog
@@ -108,7 +109,7 @@ async def _unavailable(request: Request, exc: Exception) -> Response:
     return response
 
 
-HANDLERS: dict[type[Exception], object] = {
+HANDLERS: dict[type[Exception], Callable[[Request, Exception], Awaitable[Response]]] = {
     DBAPIError: _unavailable,
     ConnectionError: _unavailable,
     LoginRequired: _login,
@@ -125,4 +126,4 @@ HANDLERS: dict[type[Exception], object] = {
 
 def install(app: FastAPI) -> None:
     for exc_class, handler in HANDLERS.items():
-        app.add_exception_handler(exc_class, handler)  # type: ignore[arg-type]
+        app.add_exception_handler(exc_class, handler)

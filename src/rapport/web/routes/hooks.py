@@ -2,15 +2,20 @@
 
 Everything else (parsing, contacts, conversations) happens in a worker after commit, so the
 provider gets its answer in milliseconds and a redelivery of the same call is a no-op.
+
+These are plain Starlette routes, served by `web/app.ProviderWebhooks` past the browser
+middleware and FastAPI's per-request machinery (ADR 0009): a provider's call needs no
+dependency injection, no body model and no OpenAPI entry.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
 
 from rapport.channels.base import BadPayload, Channel, RawRequest, VerificationFailed
 from rapport.channels.registry import adapter_for, inbox_adapter
@@ -20,9 +25,6 @@ from rapport.domain.inboxes.actions import store_inbound
 from rapport.domain.inboxes.models import Inbox
 from rapport.domain.inboxes.queries import inbox_for_hook
 from rapport.services import Services
-from rapport.web.deps import Svc
-
-router = APIRouter(include_in_schema=False)
 
 MAX_WEBHOOK_BYTES = 5 * 1024 * 1024
 
@@ -73,9 +75,15 @@ async def _store(session: AsyncSession, inbox: Inbox, key: str, raw: RawRequest)
     await events.commit(session)
 
 
-@router.get("/hooks/{channel}/{inbox_id}")
-async def handshake(channel: str, inbox_id: int, request: Request, services: Svc) -> Response:
+def _services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+async def handshake(request: Request) -> Response:
     """GET verification handshakes (Meta's hub.challenge); 403 for anything else."""
+    channel, inbox_id = request.path_params["channel"], request.path_params["inbox_id"]
+    services = _services(request)
     _inbox, adapter, config = await _inbox_and_adapter(services, channel, inbox_id)
     try:
         answer = adapter.handshake(await _raw(request), config)
@@ -86,8 +94,9 @@ async def handshake(channel: str, inbox_id: int, request: Request, services: Svc
     return PlainTextResponse(answer)
 
 
-@router.post("/hooks/{channel}/{inbox_id}")
-async def receive(channel: str, inbox_id: int, request: Request, services: Svc) -> Response:
+async def receive(request: Request) -> Response:
+    channel, inbox_id = request.path_params["channel"], request.path_params["inbox_id"]
+    services = _services(request)
     if int(request.headers.get("content-length") or 0) > MAX_WEBHOOK_BYTES:
         return PlainTextResponse("payload too large", status_code=413)
     adapter = _adapter(channel)
@@ -116,3 +125,9 @@ async def receive(channel: str, inbox_id: int, request: Request, services: Svc) 
             await _store(session, inbox, key, raw)
     ack = adapter.ack(raw, config)
     return Response(ack.body, status_code=ack.status_code, media_type=ack.content_type)
+
+
+routes = [
+    Route("/hooks/{channel}/{inbox_id:int}", handshake, methods=["GET"]),
+    Route("/hooks/{channel}/{inbox_id:int}", receive, methods=["POST"]),
+]
