@@ -116,8 +116,10 @@ async def test_the_timeline_pages_backwards_and_files_never_count_as_messages(se
             session, conversation=conversation, before_id=older[0].message.id, limit=2
         )
     # Three files on the two newest messages: still a page of two messages, and more to come.
-    assert _contents(newest) == ["Invoice and photo", "Receipt"] and more is True
-    assert _contents(older) == ["Hello", "Anyone there?"] and more_again is False
+    assert _shown(newest) == ["Invoice and photo", "Receipt"] and more is True
+    # The assignment came between the two pages: it shows on the older one, and only there.
+    assert _shown(older) == ["Hello", "Anyone there?", "conversation.assigned"]
+    assert more_again is False
     assert (nothing, none_left) == ([], False)
 
 

@@ -146,6 +146,7 @@ _TIMELINE_EVENTS = (
     .where(_events.c.type.in_([literal_column(f"'{t}'", String) for t in TIMELINE_EVENT_TYPES]))
 )
 _MESSAGE_WIDTH = len(fields(MessageView))
+_MESSAGE_TIME = select(_messages.c.created_at).where(_messages.c.id == bindparam("message_id"))
 
 
 def _timeline_messages(rows: Sequence[Sequence[Any]]) -> list[TimelineMessage]:
@@ -181,10 +182,13 @@ async def conversation_timeline(
     messages = list(reversed(page[:limit]))
     if not messages:
         return [], False
+    # Pages split the events by time, with no gap: a page shows those from its oldest message
+    # (or from the start, on the last page) up to, not including, the message the newer page
+    # starts with, so an event between two pages shows on the older one.
     since = messages[0].message.created_at if has_more else None
     until = None
     if before_id is not None:
-        until = messages[-1].message.created_at
+        until = await session.scalar(_MESSAGE_TIME, {"message_id": before_id})
     timeline_events = await _timeline_events(session, conversation.id, since, until)
     items: list[TimelineItem] = [*messages, *timeline_events]
     items.sort(key=_timeline_key)
@@ -217,7 +221,7 @@ def _timeline_events_query(*, since: bool, until: bool) -> Select[Any]:
     if since:
         query = query.where(_events.c.created_at >= bindparam("since"))
     if until:
-        query = query.where(_events.c.created_at <= bindparam("until"))
+        query = query.where(_events.c.created_at < bindparam("until"))
     return query.order_by(_events.c.id)
 
 
