@@ -54,9 +54,8 @@ async def process_inbound(services: Services, job: ClaimedJob) -> None:
             await events.commit(session)
             return
         inbound, inbox, account = loaded
-        adapter, config = inbox_adapter(inbox, services.box)
         try:
-            parsed = list(adapter.parse(inbound.body, inbound.content_type, config))
+            adapter, config, parsed = _parse(services, inbound, inbox)
         except (BadPayload, ValueError, KeyError, TypeError) as exc:
             return await _flag(session, job, inbound, f"{type(exc).__name__}: {exc}")
         if not _has_media(parsed):
@@ -96,6 +95,14 @@ async def _load(
     if row is None or row[0].status == "processed":
         return None
     return row[0], row[1], row[2]
+
+
+def _parse(
+    services: Services, inbound: InboundEvent, inbox: Inbox
+) -> tuple[Channel[Any], Any, list[Parsed]]:
+    """The adapter's pure parse of a stored payload, with the adapter and its config."""
+    adapter, config = inbox_adapter(inbox, services.box)
+    return adapter, config, list(adapter.parse(inbound.body, inbound.content_type, config))
 
 
 def _has_media(parsed: Sequence[Parsed]) -> bool:
@@ -154,7 +161,7 @@ async def _apply_or_flag(
 ) -> None:
     """Apply every parsed item and commit; a domain refusal flags the payload instead."""
     try:
-        await _apply(session, job, inbound, inbox, account, parsed, files)
+        await _apply(session, job, inbox, account, parsed, files)
     except DomainError as exc:
         inbound_id = inbound.id
         await events.rollback(session)
@@ -164,22 +171,20 @@ async def _apply_or_flag(
     except RetryLater:
         await events.rollback(session)
         raise
+    await inbox_actions.mark_inbound_processed(session, inbound_ids=[inbound.id])
+    await outbox.complete(session, job.id)
     await events.commit(session)
 
 
 async def _apply(
     session: AsyncSession,
     job: ClaimedJob,
-    inbound: InboundEvent,
     inbox: Inbox,
     account: Account,
     parsed: Sequence[Parsed],
     files: dict[int, list[StoredFile]],
-    *,
-    finish: bool = True,
 ) -> None:
-    """Apply every parsed item, then (unless a batch finishes them all at once) mark the
-    payload processed and complete the job. No commit."""
+    """Apply every parsed item (no commit; the caller marks the payload and ends the job)."""
     orphans = 0
     for index, item in enumerate(parsed):
         if isinstance(item, StatusUpdate):
@@ -200,9 +205,6 @@ async def _apply(
                 )
     if orphans and job.attempts < ORPHAN_STATUS_RETRIES:
         raise RetryLater("status for a message not recorded yet", ORPHAN_STATUS_DELAY)
-    if finish:
-        await inbox_actions.mark_inbound_processed(session, inbound=inbound)
-        await outbox.complete(session, job.id)
 
 
 class _NotBatchable(Exception):
@@ -222,7 +224,7 @@ async def process_inbound_batch(services: Services, jobs: Sequence[ClaimedJob]) 
     try:
         async with services.session() as session:
             applied = [await _apply_in_batch(services, session, job) for job in jobs]
-            await inbox_actions.mark_all_inbound_processed(
+            await inbox_actions.mark_inbound_processed(
                 session, inbound_ids=[i for i in applied if i is not None]
             )
             await outbox.complete_all(session, [job.id for job in jobs])
@@ -239,9 +241,8 @@ async def _apply_in_batch(services: Services, session: AsyncSession, job: Claime
     if loaded is None:
         return None
     inbound, inbox, account = loaded
-    adapter, config = inbox_adapter(inbox, services.box)
-    parsed = list(adapter.parse(inbound.body, inbound.content_type, config))
+    _adapter, _config, parsed = _parse(services, inbound, inbox)
     if _has_media(parsed):
         raise _NotBatchable("media to fetch")
-    await _apply(session, job, inbound, inbox, account, parsed, {}, finish=False)
+    await _apply(session, job, inbox, account, parsed, {})
     return inbound.id

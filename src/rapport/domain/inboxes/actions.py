@@ -95,14 +95,8 @@ async def store_inbound(
     return inbound_id is not None
 
 
-async def mark_inbound_processed(session: AsyncSession, *, inbound: InboundEvent) -> None:
-    inbound.status = "processed"
-    inbound.error = None
-    inbound.processed_at = utcnow()
-
-
-async def mark_all_inbound_processed(session: AsyncSession, *, inbound_ids: list[int]) -> None:
-    """`mark_inbound_processed` for many payloads in one statement (a worker's batch)."""
+async def mark_inbound_processed(session: AsyncSession, *, inbound_ids: list[int]) -> None:
+    """Mark payloads processed, in one statement however many (a worker's batch)."""
     if inbound_ids:
         await session.execute(
             update(InboundEvent)
