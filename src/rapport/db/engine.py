@@ -3,8 +3,9 @@
 SQLite runs in WAL mode with a busy timeout, and every transaction that may write starts with
 BEGIN IMMEDIATE: a deferred transaction that later upgrades to a write lock fails at once with
 "database is locked" instead of waiting, which is the classic SQLite failure under concurrency.
-Read-only work uses `read_sessions`, whose transactions stay deferred so readers never queue;
-on PostgreSQL they run without a transaction (see `open_database`).
+Read-only work uses `read_sessions`, which run without a transaction on both databases (see
+`open_database`). SQLite connections come from `sqlite_driver`: one hop to the connection's
+thread per statement, with BEGIN sent in the first statement's hop.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.pool import NullPool
 
+from rapport.db import sqlite_driver
 from rapport.settings import async_database_url
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -74,7 +76,8 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
     @event.listens_for(sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
         mode = connection.get_execution_options().get("sqlite_begin", "IMMEDIATE")
-        connection.exec_driver_sql(f"BEGIN {mode}")
+        if mode is not None:  # None: each statement is its own transaction (read sessions)
+            connection.connection.dbapi_connection.begin(mode)
 
 
 def _ping_after_idle(engine: AsyncEngine) -> None:
@@ -109,7 +112,10 @@ def create_engine(database_url: str, *, pool_size: int = 10, echo: bool = False)
     url = make_url(async_database_url(database_url))
     if url.get_backend_name() == "sqlite":
         engine = create_async_engine(
-            url, echo=echo, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+            url,
+            echo=echo,
+            module=sqlite_driver.dbapi(),
+            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
         )
         _configure_sqlite(engine)
         return engine
@@ -123,9 +129,10 @@ def create_engine(database_url: str, *, pool_size: int = 10, echo: bool = False)
 def create_nullpool_engine(database_url: str) -> AsyncEngine:
     """An engine without pooling, for one-off administrative work (migrations, tests)."""
     url = make_url(async_database_url(database_url))
-    engine = create_async_engine(url, poolclass=NullPool)
-    if url.get_backend_name() == "sqlite":
-        _configure_sqlite(engine)
+    if url.get_backend_name() != "sqlite":
+        return create_async_engine(url, poolclass=NullPool)
+    engine = create_async_engine(url, poolclass=NullPool, module=sqlite_driver.dbapi())
+    _configure_sqlite(engine)
     return engine
 
 
@@ -157,12 +164,12 @@ class Database:
 
 def open_database(database_url: str, *, pool_size: int = 10, echo: bool = False) -> Database:
     engine = create_engine(database_url, pool_size=pool_size, echo=echo)
-    # Readers: a deferred transaction on SQLite, for one WAL snapshot across the statements
-    # of a page. On PostgreSQL no transaction at all: at READ COMMITTED every statement takes
-    # its own snapshot anyway, so BEGIN and ROLLBACK would be two round trips that buy nothing
-    # (ADR 0009). Nothing may write through a read session on either database.
+    # Readers run without a transaction: each statement takes its own snapshot, as it would at
+    # PostgreSQL's READ COMMITTED anyway, so BEGIN and ROLLBACK would be two round trips (on
+    # SQLite, two hops to the connection's thread) that buy nothing (ADR 0009). Nothing may
+    # write through a read session on either database.
     reader = (
-        engine.execution_options(sqlite_begin="DEFERRED")
+        engine.execution_options(sqlite_begin=None)
         if engine.dialect.name == "sqlite"
         else engine.execution_options(isolation_level="AUTOCOMMIT")
     )
