@@ -152,7 +152,7 @@ async def test_templates_are_listed_from_the_provider(services):
                 "status": "APPROVED" if n % 3 else "PENDING",
                 "category": "UTILITY",
                 "id": str(n),
-                "components": [{"type": "BODY", "text": "Hola {{1}}, tu pedido {{2}}"}],
+                "components": [{"type": "BODY", "text": "Hola {{1}}, tu pedido {{2}}, {{1}}"}],
             }
             for n in range(130)
         ]
@@ -166,8 +166,8 @@ async def test_templates_are_listed_from_the_provider(services):
             "language": "es",
             "category": "UTILITY",
             "status": "APPROVED",
-            "body": "Hola {{1}}, tu pedido {{2}}",
-            "variables": 2,
+            "body": "Hola {{1}}, tu pedido {{2}}, {{1}}",
+            "variables": ["1", "2"],  # a repeated placeholder is one variable
         }
 
 

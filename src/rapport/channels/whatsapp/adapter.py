@@ -45,6 +45,7 @@ from rapport.domain.ports import (
 )
 from rapport.lib import meta_graph
 from rapport.lib.http import retry_after_seconds
+from rapport.lib.placeholders import placeholders
 
 # After a send whose answer was lost, wait this long for its "sent" status before trying again.
 RECONCILE_SECONDS = 90.0
@@ -135,7 +136,7 @@ def _template(raw: dict[str, Any]) -> dict[str, Any]:
         "category": str(raw.get("category") or ""),
         "status": str(raw.get("status") or ""),
         "body": text,
-        "variables": text.count("{{"),
+        "variables": placeholders(text),  # each distinct {{1}} or {{name}}, in order
     }
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from rapport.domain.contacts.models import Contact
+from rapport.domain.contacts.models import AttributeDefinition, Contact
 from rapport.domain.contacts.queries import attribute_definitions
 from rapport.domain.errors import NotFound
 from rapport.domain.segments.filters import SegmentFilter, compile_filter, parse_filter
@@ -28,28 +30,49 @@ async def get_segment(session: AsyncSession, *, account_id: int, segment_id: int
 
 
 async def filter_condition(
-    session: AsyncSession, *, account_id: int, flt: SegmentFilter
+    session: AsyncSession,
+    *,
+    account_id: int,
+    flt: SegmentFilter,
+    definitions: Sequence[AttributeDefinition] | None = None,
 ) -> ColumnElement[bool]:
-    """The SQL condition on contacts for a filter, for this account and database."""
+    """The SQL condition on contacts for a filter, for this account and database.
+
+    A page that compiles several filters passes the account's attribute `definitions`, read
+    once; otherwise they are read here."""
+    if definitions is None:
+        definitions = await attribute_definitions(session, account_id=account_id)
     return compile_filter(
         flt,
         account_id=account_id,
-        definitions=await attribute_definitions(session, account_id=account_id),
+        definitions=definitions,
         dialect=session.get_bind().dialect.name,
         now=utcnow(),
     )
 
 
-async def filter_count(session: AsyncSession, *, account_id: int, flt: SegmentFilter) -> int:
-    where = await filter_condition(session, account_id=account_id, flt=flt)
+async def filter_count(
+    session: AsyncSession,
+    *,
+    account_id: int,
+    flt: SegmentFilter,
+    definitions: Sequence[AttributeDefinition] | None = None,
+) -> int:
+    where = await filter_condition(session, account_id=account_id, flt=flt, definitions=definitions)
     return int(await session.scalar(select(func.count(Contact.id)).where(where)) or 0)
 
 
 async def filter_contacts(
-    session: AsyncSession, *, account_id: int, flt: SegmentFilter, limit: int, offset: int = 0
+    session: AsyncSession,
+    *,
+    account_id: int,
+    flt: SegmentFilter,
+    limit: int,
+    offset: int = 0,
+    definitions: Sequence[AttributeDefinition] | None = None,
 ) -> list[Contact]:
     """Matching contacts, most recently active first."""
-    where = await filter_condition(session, account_id=account_id, flt=flt)
+    where = await filter_condition(session, account_id=account_id, flt=flt, definitions=definitions)
     rows = await session.scalars(
         select(Contact)
         .where(where)

@@ -26,9 +26,9 @@ from rapport.domain.segments.filters import (
 )
 from rapport.domain.segments.models import Segment
 from rapport.domain.segments.queries import (
+    filter_contacts,
+    filter_count,
     get_segment,
-    segment_contacts,
-    segment_count,
     segments_of,
 )
 from rapport.web.deps import Agent, CurrentAgent, DbSession
@@ -137,8 +137,14 @@ async def _form_page(
 @router.get("")
 async def segment_list(request: Request, agent: CurrentAgent, session: DbSession) -> Response:
     segments = await segments_of(session, account_id=agent.account.id)
+    definitions = await attribute_definitions(session, account_id=agent.account.id)
     counts = {
-        s.id: await segment_count(session, account_id=agent.account.id, segment_id=s.id)
+        s.id: await filter_count(
+            session,
+            account_id=agent.account.id,
+            flt=parse_filter(s.filters),
+            definitions=definitions,
+        )
         for s in segments
     }
     return render(request, "segments/index.html", {"segments": segments, "counts": counts})
@@ -213,30 +219,32 @@ async def segment_page(
     session: DbSession,
     page: Annotated[int, Query(ge=1, le=10_000)] = 1,
 ) -> Response:
-    segment = await get_segment(session, account_id=agent.account.id, segment_id=segment_id)
-    contacts = await segment_contacts(
+    account_id = agent.account.id
+    segment = await get_segment(session, account_id=account_id, segment_id=segment_id)
+    flt = parse_filter(segment.filters)
+    definitions = await attribute_definitions(session, account_id=account_id)
+    contacts = await filter_contacts(
         session,
-        account_id=agent.account.id,
-        segment_id=segment.id,
+        account_id=account_id,
+        flt=flt,
         limit=PAGE + 1,
         offset=(page - 1) * PAGE,
+        definitions=definitions,
     )
     return render(
         request,
         "segments/show.html",
         {
             "segment": segment,
-            "count": await segment_count(
-                session, account_id=agent.account.id, segment_id=segment.id
+            "count": await filter_count(
+                session, account_id=account_id, flt=flt, definitions=definitions
             ),
             "contacts": contacts[:PAGE],
             "page": page,
             "has_more": len(contacts) > PAGE,
-            "rows": _rows(parse_filter(segment.filters))[:-BLANK_ROWS],
-            "match": parse_filter(segment.filters).match,
-            "definitions": {
-                d.key: d for d in await attribute_definitions(session, account_id=agent.account.id)
-            },
+            "rows": _rows(flt)[:-BLANK_ROWS],
+            "match": flt.match,
+            "definitions": {d.key: d for d in definitions},
             "labels": {
                 str(label.id): label
                 for label in await labels_of_account(session, account_id=agent.account.id)

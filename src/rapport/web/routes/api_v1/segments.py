@@ -6,8 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from rapport.domain.contacts.queries import identities_by_contact
+from rapport.domain.contacts.queries import attribute_definitions, identities_by_contact
 from rapport.domain.segments import queries
+from rapport.domain.segments.filters import parse_filter
 from rapport.web.deps import ApiAgent, DbSession
 from rapport.web.routes.api_v1._common import PathId, errors
 from rapport.web.routes.api_v1.contacts import contact_read
@@ -42,9 +43,19 @@ async def segment_contacts(
 ) -> SegmentContactsRead:
     """Who is in the segment now (evaluated on each call), most recently active first."""
     account_id = agent.account.id
-    count = await queries.segment_count(session, account_id=account_id, segment_id=segment_id)
-    contacts = await queries.segment_contacts(
-        session, account_id=account_id, segment_id=segment_id, limit=limit, offset=offset
+    segment = await queries.get_segment(session, account_id=account_id, segment_id=segment_id)
+    flt = parse_filter(segment.filters)
+    definitions = await attribute_definitions(session, account_id=account_id)
+    count = await queries.filter_count(
+        session, account_id=account_id, flt=flt, definitions=definitions
+    )
+    contacts = await queries.filter_contacts(
+        session,
+        account_id=account_id,
+        flt=flt,
+        limit=limit,
+        offset=offset,
+        definitions=definitions,
     )
     identities = await identities_by_contact(session, [c.id for c in contacts])
     more = offset + len(contacts) < count and len(contacts) == limit
