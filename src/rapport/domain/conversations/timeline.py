@@ -6,17 +6,23 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime
-from functools import cache
 from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    Executable,
     FromClause,
+    Integer,
     Select,
     String,
     bindparam,
+    func,
     literal_column,
+    null,
+    or_,
     select,
+    type_coerce,
+    union_all,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -97,8 +103,9 @@ TIMELINE_EVENT_TYPES = (
 
 # The timeline is read on every opened conversation and never written through, so it is read
 # as plain rows into the views above rather than as ORM objects, by statements built once here:
-# a call only binds its values, and SQLAlchemy's compiled cache finds the SQL. Messages come
-# with their sender's name and their files in one statement (one row per file).
+# a call only binds its values, and SQLAlchemy's compiled cache finds the SQL. A page is one
+# statement: its messages with their sender's name and their files (one row per file), and the
+# events shown between them (`_page_statement`).
 _messages, _attachments, _events, _users = (
     Message.__table__,
     Attachment.__table__,
@@ -131,22 +138,91 @@ _NEWEST = (
     .order_by(_messages.c.id.desc())
     .limit(bindparam("limit"))
 )
-_LATEST_MESSAGES = _with_sender_and_files(_NEWEST)
-_MESSAGES_BEFORE = _with_sender_and_files(_NEWEST.where(_messages.c.id < bindparam("before_id")))
 _ONE_MESSAGE = _with_sender_and_files(
     select(*_columns(_messages, MessageView)).where(
         _messages.c.id == bindparam("message_id"),
         _messages.c.conversation_id == bindparam("conversation_id"),
     )
 )
+# Constants: written into the SQL once, not bound as five parameters on every call.
+_IS_TIMELINE_TYPE = _events.c.type.in_(
+    [literal_column(f"'{t}'", String) for t in TIMELINE_EVENT_TYPES]
+)
 _TIMELINE_EVENTS = (
     select(*_columns(_events, EventView), _users.c.name)
     .select_from(_events.outerjoin(_users, _users.c.id == _events.c.actor_user_id))
-    # Constants: written into the SQL once, not bound as five parameters on every call.
-    .where(_events.c.type.in_([literal_column(f"'{t}'", String) for t in TIMELINE_EVENT_TYPES]))
+    .where(_IS_TIMELINE_TYPE)
 )
 _MESSAGE_WIDTH = len(fields(MessageView))
-_MESSAGE_TIME = select(_messages.c.created_at).where(_messages.c.id == bindparam("message_id"))
+_FILE_WIDTH = len(fields(AttachmentView))
+
+
+def _page_statement(*, before: bool) -> Executable:
+    """A page of the timeline in one statement: its messages, then the events shown with them.
+
+    A page is `:limit` messages (the page size plus one, which only says whether more exist)
+    newest first, below `:before_id` when paging back. Its events are those from its oldest
+    shown message up to, not including, the message the newer page starts with (`:before_id`),
+    so an event between two pages shows on the older one and none is lost; the last page shows
+    every event from the start. Both bounds come from the page itself, inside the statement, so
+    a page is one round trip rather than three (messages, the newer page's start, events).
+
+    Rows: `kind` 0 for a message (with its sender's name and one of its files, if any), 1 for
+    an event (with its actor's name); each kind leaves the other's columns NULL.
+    """
+    newest = _NEWEST.where(_messages.c.id < bindparam("before_id")) if before else _NEWEST
+    page = newest.cte("page")
+    # From the oldest shown message if the page is full (more exist), else from the start.
+    not_full = select(func.count()).select_from(page).scalar_subquery() != bindparam("limit")
+    oldest_shown = select(page.c.created_at).order_by(page.c.id).offset(1).limit(1)
+    in_bounds = [or_(not_full, _events.c.created_at >= oldest_shown.scalar_subquery())]
+    if before:
+        newer = select(_messages.c.created_at).where(_messages.c.id == bindparam("before_id"))
+        newer_start = newer.scalar_subquery()
+        in_bounds.append(or_(newer_start.is_(None), _events.c.created_at < newer_start))
+    files = _columns(_attachments, AttachmentView)
+    event_columns = _columns(_events, EventView)
+    messages = select(
+        literal_column("0", Integer).label("kind"),
+        page.c.id.label("message_id"),
+        *list(page.c)[1:],
+        _users.c.name.label("sender_name"),
+        *[file.label(f"file_{file.name}") for file in files],
+        # Typed NULLs: the first SELECT of a UNION gives the result its types.
+        *[type_coerce(null(), c.type).label(f"event_{c.name}") for c in event_columns],
+        type_coerce(null(), String).label("actor_name"),
+    ).select_from(
+        page.outerjoin(_users, _users.c.id == page.c.sender_user_id).outerjoin(
+            _attachments, _attachments.c.message_id == page.c.id
+        )
+    )
+    events = (
+        select(
+            literal_column("1", Integer),
+            *[null()] * (_MESSAGE_WIDTH + 1 + _FILE_WIDTH),
+            *event_columns,
+            _users.c.name,
+        )
+        .select_from(_events.outerjoin(_users, _users.c.id == _events.c.actor_user_id))
+        .where(_events.c.conversation_id == bindparam("conversation_id"), _IS_TIMELINE_TYPE)
+        .where(*in_bounds)
+    )
+    return union_all(messages, events).order_by(
+        literal_column("kind"),
+        literal_column("message_id").desc(),
+        literal_column("file_id"),
+        literal_column("event_id"),
+    )
+
+
+_LATEST_PAGE = _page_statement(before=False)
+_PAGE_BEFORE = _page_statement(before=True)
+# Where each part of a page's row starts.
+_MESSAGE = 1
+_SENDER = _MESSAGE + _MESSAGE_WIDTH
+_FILE = _SENDER + 1
+_EVENT = _FILE + _FILE_WIDTH
+_ACTOR = _EVENT + len(fields(EventView))
 
 
 def _timeline_messages(rows: Sequence[Sequence[Any]]) -> list[TimelineMessage]:
@@ -174,22 +250,23 @@ async def conversation_timeline(
     """Messages and the events worth showing between them, oldest first; and whether more exist."""
     params = {"conversation_id": conversation.id, "limit": limit + 1}
     if before_id is None:
-        result = await session.execute(_LATEST_MESSAGES, params)
+        result = await session.execute(_LATEST_PAGE, params)
     else:
-        result = await session.execute(_MESSAGES_BEFORE, {**params, "before_id": before_id})
-    page = _timeline_messages(result.all())
+        result = await session.execute(_PAGE_BEFORE, {**params, "before_id": before_id})
+    page: list[TimelineMessage] = []  # newest first, one more than `limit` if more exist
+    timeline_events: list[TimelineEvent] = []
+    for row in result.all():
+        if row[0]:
+            timeline_events.append(TimelineEvent(EventView(*row[_EVENT:_ACTOR]), row[_ACTOR]))
+            continue
+        if not page or page[-1].message.id != row[_MESSAGE]:
+            page.append(TimelineMessage(MessageView(*row[_MESSAGE:_SENDER]), row[_SENDER]))
+        if row[_FILE] is not None:
+            page[-1].attachments.append(AttachmentView(*row[_FILE:_EVENT]))
     has_more = len(page) > limit
     messages = list(reversed(page[:limit]))
     if not messages:
         return [], False
-    # Pages split the events by time, with no gap: a page shows those from its oldest message
-    # (or from the start, on the last page) up to, not including, the message the newer page
-    # starts with, so an event between two pages shows on the older one.
-    since = messages[0].message.created_at if has_more else None
-    until = None
-    if before_id is not None:
-        until = await session.scalar(_MESSAGE_TIME, {"message_id": before_id})
-    timeline_events = await _timeline_events(session, conversation.id, since, until)
     items: list[TimelineItem] = [*messages, *timeline_events]
     items.sort(key=_timeline_key)
     return items, has_more
@@ -199,30 +276,6 @@ def _timeline_key(item: TimelineItem) -> tuple[datetime, int]:
     if isinstance(item, TimelineMessage):
         return (item.message.created_at, 1)
     return (item.event.created_at, 0)
-
-
-async def _timeline_events(
-    session: AsyncSession,
-    conversation_id: int,
-    since: datetime | None,
-    until: datetime | None,
-) -> list[TimelineEvent]:
-    query = _timeline_events_query(since=since is not None, until=until is not None)
-    rows = await session.execute(
-        query, {"conversation_id": conversation_id, "since": since, "until": until}
-    )
-    return [_timeline_event(row) for row in rows]
-
-
-@cache
-def _timeline_events_query(*, since: bool, until: bool) -> Select[Any]:
-    """The events of a conversation between two optional bounds, built once per shape."""
-    query = _TIMELINE_EVENTS.where(_events.c.conversation_id == bindparam("conversation_id"))
-    if since:
-        query = query.where(_events.c.created_at >= bindparam("since"))
-    if until:
-        query = query.where(_events.c.created_at < bindparam("until"))
-    return query.order_by(_events.c.id)
 
 
 async def timeline_event(
