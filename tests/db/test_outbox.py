@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+from datetime import timedelta
 
 from sqlalchemy import select
 
@@ -87,3 +88,31 @@ async def test_payloads_round_trip_through_json(services, factory):
     assert job.payload == json.loads(json.dumps(payload))
     async with services.session() as session:
         assert (await session.scalars(select(OutboxJob.kind))).all() == ["test.job"]
+
+
+async def test_the_longest_due_jobs_are_claimed_first_and_returned_in_id_order(services, factory):
+    account = await factory.account()
+    await _enqueue(services, account.id, n=4)
+    async with services.session() as session:
+        rows = list(await session.scalars(select(OutboxJob).order_by(OutboxJob.id)))
+        for row, earlier in zip(rows, (0, 1, 2, 3), strict=True):  # the newest came due first
+            row.available_at = row.created_at - timedelta(seconds=earlier)
+        ids = [row.id for row in rows]
+        await events.commit(session)
+    first = await _claim(services, limit=2)
+    assert [j.id for j in first] == [ids[2], ids[3]]
+    assert [j.id for j in await _claim(services, limit=2)] == [ids[0], ids[1]]
+
+
+async def test_a_dead_job_is_never_claimed(services, factory):
+    account = await factory.account()
+    await _enqueue(services, account.id)
+    job = (await _claim(services, lease=0))[0]
+    async with services.session() as session:
+        assert await outbox.retry_later(
+            session, job_id=job.id, attempts=job.attempts, error="boom", max_attempts=1
+        )
+        row = await session.get(OutboxJob, job.id)
+        row.available_at = row.created_at  # due, but dead
+        await events.commit(session)
+    assert await _claim(services) == []

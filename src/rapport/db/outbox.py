@@ -4,7 +4,8 @@ A claim is a lease: claiming moves `available_at` forward by the lease, so a wor
 between claim and finish simply lets the lease run out and another worker takes the job again.
 Jobs must therefore be idempotent, which every handler is (provider ids, idempotency keys).
 PostgreSQL claims with FOR UPDATE SKIP LOCKED so concurrent workers never take the same row;
-SQLite serialises writers, so a plain UPDATE inside the IMMEDIATE transaction is enough.
+SQLite serialises writers, so a plain UPDATE inside the IMMEDIATE transaction is enough. Either
+way the claim is one statement (see `claim`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    Update,
     bindparam,
     delete,
     func,
@@ -169,40 +171,62 @@ def _insert_and_enqueue_statement(
 async def claim(
     session: AsyncSession, *, worker_id: str, limit: int, lease_seconds: int
 ) -> list[ClaimedJob]:
-    """Take up to `limit` due jobs under a lease and commit the claim."""
+    """Take up to `limit` due jobs under a lease and commit the claim; oldest due first, the
+    returned jobs in id order.
+
+    One statement: `UPDATE ... WHERE id IN (the due ids) RETURNING`, so a poll that finds
+    nothing costs that statement alone. On PostgreSQL it runs without a transaction around it
+    (a single statement is atomic; BEGIN and COMMIT would be two more round trips on every
+    poll) and its subquery locks with SKIP LOCKED, so concurrent workers never take the same
+    row. SQLite keeps its IMMEDIATE transaction, which serialises the claim against writers."""
+    postgres = session.get_bind().dialect.name == "postgresql"
+    if postgres and not session.in_transaction():
+        await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
     now = utcnow()
-    due = (
-        select(OutboxJob.id)
-        .where(OutboxJob.dead_at.is_(None), OutboxJob.available_at <= now)
-        .order_by(OutboxJob.available_at, OutboxJob.id)
-        .limit(limit)
-    )
-    if session.bind is not None and session.bind.dialect.name == "postgresql":
-        due = due.with_for_update(skip_locked=True)
-    ids = list((await session.scalars(due)).all())
-    if not ids:
-        await session.commit()
-        return []
     rows = await session.execute(
-        update(OutboxJob)
-        .where(OutboxJob.id.in_(ids))
-        .values(
-            available_at=now + timedelta(seconds=lease_seconds),
-            attempts=OutboxJob.attempts + 1,
-            locked_by=worker_id,
-        )
-        .returning(
-            OutboxJob.id,
-            OutboxJob.kind,
-            OutboxJob.payload,
-            OutboxJob.attempts,
-            OutboxJob.account_id,
-        )
+        _claim_statement(postgres),
+        {
+            "now": now,
+            "lease_until": now + timedelta(seconds=lease_seconds),
+            "worker_id": worker_id,
+            "limit": limit,
+        },
     )
     claimed = [ClaimedJob(*row) for row in rows.all()]
     await session.commit()
     claimed.sort(key=lambda job: job.id)
     return claimed
+
+
+_CLAIMS: dict[bool, Update] = {}
+
+
+def _claim_statement(postgres: bool) -> Update:
+    """The claim, built once per dialect (its values are bound parameters)."""
+    statement = _CLAIMS.get(postgres)
+    if statement is None:
+        jobs: Table = OutboxJob.__table__  # type: ignore[assignment]
+        now = bindparam("now", type_=UTCDateTime())
+        due = (
+            select(jobs.c.id)
+            .where(jobs.c.dead_at.is_(None), jobs.c.available_at <= now)
+            .order_by(jobs.c.available_at, jobs.c.id)
+            .limit(bindparam("limit", type_=Integer()))
+        )
+        if postgres:
+            due = due.with_for_update(skip_locked=True)
+        statement = (
+            update(jobs)
+            .where(jobs.c.id.in_(due))
+            .values(
+                available_at=bindparam("lease_until", type_=UTCDateTime()),
+                attempts=jobs.c.attempts + 1,
+                locked_by=bindparam("worker_id", type_=String()),
+            )
+            .returning(jobs.c.id, jobs.c.kind, jobs.c.payload, jobs.c.attempts, jobs.c.account_id)
+        )
+        _CLAIMS[postgres] = statement
+    return statement
 
 
 async def complete(session: AsyncSession, job_id: int) -> None:

@@ -215,11 +215,11 @@ async def process_inbound_batch(services: Services, jobs: Sequence[ClaimedJob]) 
     """Apply several payloads in one transaction, in job order; False if it was rolled back.
 
     Under load most of an inbound job's cost is per transaction: BEGIN and COMMIT, the
-    account's event counter (a lock held to the commit), the webhook subscriptions read by the
-    fan-out, the job deletions. A batch pays them once. Anything unusual (a payload to flag,
-    media to fetch, a status for a message not recorded yet, any error) rolls the whole batch
-    back and returns False, and the relay runs each job on its own as before, with its own
-    retries: a batch is only ever all of them or none.
+    account's event counter (a lock held to the commit), the job deletions. A batch pays them
+    once. Anything unusual (a payload to flag, media to fetch, a status for a message not
+    recorded yet, any error) rolls the whole batch back and returns False, and the relay runs
+    each job on its own as before, with its own retries: a batch is only ever all of them or
+    none.
     """
     try:
         async with services.session() as session:

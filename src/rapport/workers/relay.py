@@ -58,25 +58,37 @@ class Worker:
         services.bus.on_wake(self._wake.set)
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Work until `stop` is set; sleeps when idle until woken by a commit or the poll."""
+        """Work until `stop` is set; sleeps when idle until woken by a commit or the poll.
+
+        A claim that took fewer jobs than it could found nothing else due, so the worker polls
+        again only when woken (a commit queued a job, here or on another node, since the wake
+        flag was cleared before that claim) or after the idle interval (jobs backing off, an
+        expired lease, a wake lost with Redis). A full batch goes straight back for more."""
         log.info("worker.started", worker_id=self.worker_id, concurrency=self._concurrency)
         self._stopping = stop
         while not stop.is_set():
+            self._wake.clear()
             try:
                 done = await self.run_once()
             except Exception as exc:  # the database may be restarting: wait and try again
                 log.warning("worker.claim_failed", error=str(exc))
-                done = 0
-            if done == 0:
                 self._wake.clear()
-                waiters = [
-                    asyncio.ensure_future(self._wake.wait()),
-                    asyncio.ensure_future(stop.wait()),
-                ]
-                await asyncio.wait(waiters, timeout=self._idle, return_when=asyncio.FIRST_COMPLETED)
-                for waiter in waiters:
-                    waiter.cancel()
+                done = 0
+            if done < self._concurrency:
+                await self._idle_until_woken(stop)
         log.info("worker.stopped", worker_id=self.worker_id)
+
+    async def _idle_until_woken(self, stop: asyncio.Event) -> None:
+        """Return when woken (at once if a wake came during the last claim), stopped, or idle."""
+        if self._wake.is_set():
+            return
+        waiters = [
+            asyncio.ensure_future(self._wake.wait()),
+            asyncio.ensure_future(stop.wait()),
+        ]
+        await asyncio.wait(waiters, timeout=self._idle, return_when=asyncio.FIRST_COMPLETED)
+        for waiter in waiters:
+            waiter.cancel()
 
     async def run_once(self) -> int:
         """Claim one batch and run it; returns how many jobs were taken."""

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
-from sqlalchemy import delete, func, select, tuple_
+from sqlalchemy import delete, func, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -77,34 +78,42 @@ async def resolve_contact(
     account: Account,
     claims: Sequence[IdentityClaim],
     name: str = "",
+    active_at: datetime | None = None,
 ) -> ResolvedContact:
     """Find the contact these identities belong to, creating or linking as needed.
 
     A contact found is locked until commit (a row lock on PostgreSQL; SQLite serialises
     writers anyway), so two messages of one customer arriving together cannot both start a
-    conversation."""
+    conversation. `active_at` (a message's time) marks the contact active then, in the
+    statement that locks or creates it, so the caller marking that activity afterwards
+    changes nothing and no UPDATE of the contact follows."""
     normalised = _dedupe(
         [normalise_claim(c, default_region=account.default_region) for c in claims]
     )
     if not normalised:
         raise InvalidInput("a message needs at least one sender identity")
     existing = await _identities_for(session, account.id, normalised)
-    if all((c.kind, c.value) in existing for c in normalised):
-        # Nothing to insert, so nothing can collide: no savepoint (the usual case).
-        resolved = await _resolve(
-            session, account=account, claims=normalised, name=name, existing=existing
-        )
+    resolve = partial(
+        _resolve, session, account=account, claims=normalised, name=name, active_at=active_at
+    )
+    if all((c.kind, c.value) in existing for c in normalised) or _writers_serialised(session):
+        # Nothing to insert, or no other writer to collide with: no savepoint (the usual case).
+        resolved = await resolve(existing=existing)
     else:
         try:
             async with session.begin_nested():
-                resolved = await _resolve(
-                    session, account=account, claims=normalised, name=name, existing=existing
-                )
+                resolved = await resolve(existing=existing)
         except IntegrityError:
             # A concurrent transaction created one of these identities first: resolve again.
-            resolved = await _resolve(session, account=account, claims=normalised, name=name)
+            resolved = await resolve()
     await _suggest(session, resolved)
     return resolved
+
+
+def _writers_serialised(session: AsyncSession) -> bool:
+    """SQLite: a writing transaction holds the database's write lock from its BEGIN IMMEDIATE,
+    so the identities read above cannot be inserted by anyone else before this one commits."""
+    return session.get_bind().dialect.name == "sqlite"
 
 
 async def _suggest(session: AsyncSession, resolved: ResolvedContact) -> None:
@@ -138,6 +147,7 @@ async def _resolve(
     claims: list[IdentityClaim],
     name: str,
     existing: dict[tuple[str, str], Identity] | None = None,
+    active_at: datetime | None = None,
 ) -> ResolvedContact:
     if existing is None:
         existing = await _identities_for(session, account.id, claims)
@@ -157,10 +167,12 @@ async def _resolve(
     created = contact_id is None
     if contact_id is None:
         contact = Contact(account_id=account.id, name=name.strip()[:200])
+        if active_at is not None:
+            contact.last_activity_at = active_at
         session.add(contact)
         await session.flush()
     else:
-        found = await session.get(Contact, contact_id, with_for_update=True)
+        found = await _lock_contact(session, contact_id, active_at=active_at)
         if found is None:
             raise NotFound("contact")
         contact = found
@@ -172,6 +184,26 @@ async def _resolve(
             session, account_id=account.id, event=events.ContactCreated(contact_id=contact.id)
         )
     return ResolvedContact(contact, created, tuple(conflicts))
+
+
+async def _lock_contact(
+    session: AsyncSession, contact_id: int, *, active_at: datetime | None
+) -> Contact | None:
+    """The contact, locked until commit. With `active_at`, locking it and marking its activity
+    are one statement (an UPDATE returning the row) instead of a SELECT ... FOR UPDATE now and
+    an UPDATE at the flush."""
+    if active_at is None:
+        return await session.get(Contact, contact_id, with_for_update=True)
+    statement = (
+        update(Contact)
+        .where(Contact.id == contact_id)
+        .values(last_activity_at=active_at)
+        .returning(Contact)
+    )
+    found: Contact | None = await session.scalar(
+        statement, execution_options={"synchronize_session": False, "populate_existing": True}
+    )
+    return found
 
 
 async def _identities_for(

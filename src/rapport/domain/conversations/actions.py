@@ -107,11 +107,11 @@ async def receive_message(
             return Received(existing, conversation, duplicate=True)
     if inbound.echo:
         return await _receive_echo(session, account=account, inbox=inbox, inbound=inbound)
+    now = utcnow()
     resolved = await resolve_contact(
-        session, account=account, claims=inbound.sender, name=inbound.sender_name
+        session, account=account, claims=inbound.sender, name=inbound.sender_name, active_at=now
     )
     contact = resolved.contact  # locked until commit by resolve_contact
-    now = utcnow()
     conversation = await _conversation_for(
         session, account=account, inbox=inbox, contact=contact, inbound=inbound, now=now
     )
@@ -233,7 +233,12 @@ async def _conversation_for(
         )
     if conversation is None:
         return await _start_conversation(
-            session, account=account, inbox=inbox, contact=contact, subject=inbound.subject
+            session,
+            account=account,
+            inbox=inbox,
+            contact=contact,
+            subject=inbound.subject,
+            incoming_at=now,
         )
     if conversation.status not in OPEN_STATUSES or conversation.status == Status.snoozed:
         _change_status(session, conversation, Status.open, actor=None)
@@ -365,7 +370,10 @@ async def _start_conversation(
     inbox: Inbox,
     contact: Contact,
     subject: str | None,
+    incoming_at: datetime | None = None,
 ) -> Conversation:
+    """A new open conversation; `incoming_at` when a customer's message starts it, so that
+    marking the message's arrival afterwards (`_touch_on_incoming`) changes nothing."""
     conversation = Conversation(
         account_id=account.id,
         contact_id=contact.id,
@@ -375,6 +383,9 @@ async def _start_conversation(
         team_id=inbox.team_id,
         subject=(subject or "")[:500],
     )
+    if incoming_at is not None:
+        conversation.last_activity_at = incoming_at
+        conversation.last_incoming_at = incoming_at
     session.add(conversation)
     await session.flush()
     events.record(

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from urllib.parse import urlsplit
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rapport.db import outbox
@@ -21,6 +21,7 @@ from rapport.domain import events
 from rapport.domain.agents.models import User
 from rapport.domain.errors import Conflict, InvalidInput
 from rapport.domain.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookSubscription
+from rapport.domain.webhooks.targets import Target, targets_for
 from rapport.lib.clock import utcnow
 from rapport.lib.crypto import SecretBox, random_token
 
@@ -152,31 +153,25 @@ async def delete_subscription(
 
 
 async def fan_out(session: AsyncSession, published: Sequence[events.PublishedEvent]) -> None:
-    """A delivery (log row + outbox job) for every active subscription that wants each event."""
-    account_ids = {p.account_id for p in published}
-    if not account_ids:
+    """A delivery (log row + outbox job) for every active subscription that wants each event.
+
+    The subscriptions come from `targets.targets_for`, which reads them only when this process
+    cannot prove it already knows them (most commits read nothing)."""
+    if not published:
         return
-    subscriptions = list(
-        await session.scalars(
-            select(WebhookSubscription).where(
-                WebhookSubscription.account_id.in_(account_ids), WebhookSubscription.active
-            )
-        )
-    )
+    found = await targets_for(session, published)
     for item in published:
-        for subscription in subscriptions:
-            if subscription.account_id == item.account_id and item.type in subscription.event_types:
-                _enqueue_delivery(session, subscription, item)
+        for target in found.get(item.account_id, ()):
+            if item.type in target.event_types:
+                _enqueue_delivery(session, target, item)
 
 
-def _enqueue_delivery(
-    session: AsyncSession, subscription: WebhookSubscription, item: events.PublishedEvent
-) -> None:
+def _enqueue_delivery(session: AsyncSession, target: Target, item: events.PublishedEvent) -> None:
     delivery_id = str(uuid.uuid4())
     session.add(
         WebhookDelivery(
-            account_id=subscription.account_id,
-            subscription_id=subscription.id,
+            account_id=target.account_id,
+            subscription_id=target.id,
             delivery_id=delivery_id,
             event_type=item.type,
             event_seq=item.seq,
@@ -189,7 +184,7 @@ def _enqueue_delivery(
         session,
         kind=WEBHOOK_JOB,
         payload={"delivery_id": delivery_id},
-        account_id=subscription.account_id,
+        account_id=target.account_id,
     )
 
 

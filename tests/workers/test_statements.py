@@ -1,0 +1,120 @@
+"""How many statements the worker spends per inbound message: a budget, not a speed test.
+
+Every statement is a round trip (a thread hop on SQLite) and a pass through SQLAlchemy's
+execution path; these counts are what the S2 and S10 benchmarks pay per message.
+"""
+
+import pytest
+from sqlalchemy import event, select
+
+from rapport.domain.contacts.models import Contact, Identity
+from rapport.domain.conversations.models import Conversation, Message
+from tests.support.factory import signed_api_call
+
+
+def _call(n: int, customer: str) -> dict:
+    return {"id": f"m-{n}", "contact": {"id": customer, "name": customer}, "content": f"#{n}"}
+
+
+async def _deliver(client, inbox, calls):
+    for call in calls:
+        body, headers = signed_api_call(call)
+        response = await client.post(f"/hooks/api/{inbox.id}", content=body, headers=headers)
+        assert response.status_code == 200
+
+
+class Statements:
+    """The SQL statements sent while the block runs (BEGIN and COMMIT are left to the drivers,
+    which send them with or around these)."""
+
+    def __init__(self, services):
+        self.engine = services.db.engine.sync_engine
+        self.sent: list[str] = []
+
+    def __enter__(self) -> list[str]:
+        event.listen(self.engine, "before_cursor_execute", self._on_execute)
+        return self.sent
+
+    def __exit__(self, *exc: object) -> None:
+        event.remove(self.engine, "before_cursor_execute", self._on_execute)
+
+    def _on_execute(self, conn, cursor, statement, parameters, context, executemany) -> None:
+        self.sent.append(" ".join(statement.split()))
+
+
+def _starting(sent: list[str], prefix: str) -> list[str]:
+    return [s for s in sent if s.startswith(prefix)]
+
+
+@pytest.fixture
+async def inbox(factory):
+    account = await factory.account()
+    return await factory.api_inbox(account)
+
+
+async def test_a_poll_that_finds_nothing_is_one_statement(services, worker, backend):
+    with Statements(services) as sent:
+        assert await worker.run_once() == 0
+    assert [s.split(" WHERE")[0] for s in sent] == [
+        "UPDATE outbox SET available_at=?, attempts=(outbox.attempts + ?), locked_by=?"
+        if backend == "sqlite"
+        else "UPDATE outbox SET available_at=$1::TIMESTAMP WITH TIME ZONE, attempts=(outbox."
+        "attempts + $2::INTEGER), locked_by=$3::VARCHAR",
+    ]
+
+
+async def test_a_new_customer_is_created_with_the_message_time_and_not_updated(
+    client, services, worker, inbox, backend
+):
+    await _deliver(client, inbox, [_call(1, "ana")])
+    with Statements(services) as sent:
+        assert await worker.run_once() == 1
+    # The contact and conversation are written once, with the message's time.
+    assert _starting(sent, "UPDATE contacts") == []
+    assert _starting(sent, "UPDATE conversations") == []
+    assert _starting(sent, "UPDATE identities") == []
+    # SQLite serialises writers: nothing can insert the identity first, no savepoint needed.
+    assert len(_starting(sent, "SAVEPOINT")) == (0 if backend == "sqlite" else 1)
+    async with services.read_session() as session:
+        message = await session.scalar(select(Message))
+        contact = await session.scalar(select(Contact))
+        conversation = await session.scalar(select(Conversation))
+        identity = await session.scalar(select(Identity))
+    assert message is not None and contact and conversation and identity
+    assert contact.last_activity_at == message.created_at
+    assert conversation.last_activity_at == conversation.last_incoming_at == message.created_at
+    assert identity.last_seen_at is not None
+    # A budget: claim, load, dedupe, identities, contact, identity, conversation (find and
+    # start), message, mark processed, end the job, number and write the events, and read the
+    # subscriptions (the account's first events in this process). PostgreSQL takes a savepoint
+    # around the new identities; SQLite writes the three events one by one.
+    budget = {"sqlite": 16, "postgres": 16}[backend]
+    assert len(sent) <= budget, "\n".join(sent)
+
+
+async def test_a_returning_customer_is_locked_and_marked_active_in_one_statement(
+    client, services, worker, inbox
+):
+    await _deliver(client, inbox, [_call(1, "ana")])
+    await worker.run_once()
+    await _deliver(client, inbox, [_call(2, "ana")])
+    with Statements(services) as sent:
+        assert await worker.run_once() == 1
+    # The UPDATE that marks the contact active locks it; no SELECT ... FOR UPDATE before it.
+    assert len(_starting(sent, "UPDATE contacts SET last_activity_at")) == 1
+    assert _starting(sent, "SELECT contacts") == []
+    # Subscriptions are not read again: this process committed the account's last events.
+    assert _starting(sent, "SELECT webhook_subscriptions") == []
+    async with services.read_session() as session:
+        messages = list(await session.scalars(select(Message).order_by(Message.id)))
+        contact = await session.scalar(select(Contact))
+        conversation = await session.scalar(select(Conversation))
+        identity = await session.scalar(select(Identity))
+    assert len(messages) == 2 and contact and conversation and identity
+    latest = messages[-1].created_at
+    assert contact.last_activity_at == conversation.last_activity_at == latest
+    assert conversation.last_incoming_at == latest
+    assert identity.last_seen_at is not None and identity.last_seen_at > messages[0].created_at
+    # Claim, load, dedupe, identities, contact, identity, conversation, message, its UPDATE,
+    # mark processed, end the job, number and write the event.
+    assert len(sent) <= 13, "\n".join(sent)
