@@ -18,7 +18,7 @@ from enum import StrEnum
 from typing import Any, ClassVar, cast
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Table, select
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Table, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
@@ -503,6 +503,7 @@ async def _write_events(session: AsyncSession, pending: list[_Pending]) -> list[
     for item in pending:
         by_account[item.account_id].append(item)
     published: list[PublishedEvent] = []
+    rows: list[dict[str, Any]] = []
     # Lock account rows in id order so two transactions touching two accounts cannot deadlock.
     for account_id in sorted(by_account):
         items = by_account[account_id]
@@ -510,23 +511,30 @@ async def _write_events(session: AsyncSession, pending: list[_Pending]) -> list[
         first = last - len(items) + 1
         for offset, item in enumerate(items):
             seq = first + offset
-            session.add(
-                Event(
-                    account_id=account_id,
-                    seq=seq,
-                    type=item.event.type,
-                    conversation_id=item.event.conversation_ref,
-                    contact_id=item.event.contact_ref,
-                    actor_user_id=item.actor_user_id,
-                    data=item.event.model_dump(mode="json"),
-                    created_at=item.created_at,
-                )
+            rows.append(
+                {
+                    "account_id": account_id,
+                    "seq": seq,
+                    "type": item.event.type,
+                    "conversation_id": item.event.conversation_ref,
+                    "contact_id": item.event.contact_ref,
+                    "actor_user_id": item.actor_user_id,
+                    "data": item.event.model_dump(mode="json"),
+                    "created_at": item.created_at,
+                }
             )
             published.append(
                 PublishedEvent(account_id, seq, item.event, item.actor_user_id, item.created_at)
             )
+    # The rows they refer to first (a new contact, conversation or message), then the events
+    # in one statement: the log is appended to, never read back through this session, so it
+    # needs no ORM objects, and their ids need not come back.
     await session.flush()
+    await session.execute(_INSERT_EVENTS, rows)
     return published
+
+
+_INSERT_EVENTS = insert(cast(Table, Event.__table__))
 
 
 async def _take_numbers(session: AsyncSession, account_id: int, count: int) -> int:
