@@ -23,14 +23,13 @@ from rapport.domain.contacts.models import (
     Contact,
     ContactLabel,
     Identity,
-    IdentityKind,
     Label,
     Verification,
 )
+from rapport.domain.contacts.policies import normalise_claim
 from rapport.domain.errors import Conflict, InvalidInput, NotFound
 from rapport.domain.ports import Consent, IdentityClaim
 from rapport.lib.clock import ensure_utc, utcnow
-from rapport.lib.identities import InvalidIdentity, normalise_email, normalise_phone
 
 # Strongest first: a stronger claim upgrades an identity's recorded verification.
 _STRENGTH = {
@@ -39,22 +38,6 @@ _STRENGTH = {
     Verification.agent: 1,
     Verification.unverified: 0,
 }
-
-
-def normalise_claim(claim: IdentityClaim, *, default_region: str) -> IdentityClaim:
-    """The claim with its value in canonical form (E.164 phones, case-folded emails)."""
-    try:
-        if claim.kind == IdentityKind.phone:
-            value = normalise_phone(claim.value, default_region)
-        elif claim.kind == IdentityKind.email:
-            value = normalise_email(claim.value)
-        else:
-            value = claim.value.strip()
-    except InvalidIdentity as exc:
-        raise InvalidInput(str(exc), field=claim.kind) from exc
-    if not value:
-        raise InvalidInput(f"empty {claim.kind} identity", field=claim.kind)
-    return IdentityClaim(claim.kind, value, claim.verification)
 
 
 def _may_join(claim: IdentityClaim, existing: Identity) -> bool:
