@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from itertools import count
 from typing import Any
 
@@ -16,7 +17,7 @@ from rapport.domain.agents.actions import create_team, create_user, set_team_mem
 from rapport.domain.agents.models import Role, Team, User
 from rapport.domain.contacts.models import IdentityKind, Verification
 from rapport.domain.conversations import actions
-from rapport.domain.conversations.actions import Received
+from rapport.domain.conversations.actions import Received, StoredFile
 from rapport.domain.inboxes.actions import create_inbox
 from rapport.domain.inboxes.models import Inbox
 from rapport.domain.ports import IdentityClaim, InboundMessage
@@ -99,6 +100,7 @@ class Factory:
         name: str = "Customer",
         provider_id: str | None = None,
         claims: tuple[IdentityClaim, ...] | None = None,
+        files: Sequence[StoredFile] = (),
     ) -> Received:
         inbound = InboundMessage(
             sender=claims
@@ -113,7 +115,7 @@ class Factory:
             inbox = await session.get(Inbox, inbox.id)
             assert account is not None and inbox is not None
             received = await actions.receive_message(
-                session, account=account, inbox=inbox, inbound=inbound
+                session, account=account, inbox=inbox, inbound=inbound, files=files
             )
             await events.commit(session)
             assert received is not None

@@ -5,6 +5,7 @@ from sqlalchemy import func, select
 
 from rapport.domain.agents.models import Role
 from rapport.domain.contacts.models import Contact, Identity
+from rapport.domain.conversations.actions import StoredFile
 from rapport.domain.conversations.models import Conversation, Message
 from tests.support.api import api_headers
 
@@ -157,9 +158,16 @@ async def test_only_admins_create_trusted_tokens(services, factory, acme):
         await api_headers(services, agent, trusted=True)
 
 
-async def test_delete_erases_the_contact_and_its_history(client, services, factory, acme):
+async def test_delete_erases_the_contact_and_its_history(client, services, factory, worker, acme):
     inbox = await factory.api_inbox(acme)
-    received = await factory.receive(acme, inbox, external_id="gone-1", text="forget me")
+    photo = await services.files.save(b"\xff\xd8 a photo", suffix=".jpg")
+    received = await factory.receive(
+        acme,
+        inbox,
+        external_id="gone-1",
+        text="forget me",
+        files=[StoredFile("me.jpg", "image/jpeg", 10, photo)],
+    )
     contact_id = received.conversation.contact_id
     agent = await api_headers(services, await factory.user(acme))
     supervisor = await api_headers(services, await factory.user(acme, role=Role.supervisor))
@@ -172,6 +180,8 @@ async def test_delete_erases_the_contact_and_its_history(client, services, facto
     assert await _count(services, Identity) == 0
     assert await _count(services, Conversation) == 0
     assert await _count(services, Message) == 0
+    await worker.drain()  # the stored file goes once the erasure has committed
+    assert not (services.settings.storage_dir / photo).exists()
     assert (await client.delete(url, headers=supervisor)).status_code == 404
 
 

@@ -9,7 +9,8 @@ from sqlalchemy import func, select, update
 from rapport.db.outbox import OutboxJob
 from rapport.domain import events
 from rapport.domain.agents.models import Role
-from rapport.domain.webhooks.models import WebhookDelivery
+from rapport.domain.webhooks import actions
+from rapport.domain.webhooks.models import DeliveryStatus, WebhookDelivery
 from rapport.lib import signatures
 from rapport.lib.clock import utcnow
 from rapport.services import build_services
@@ -209,23 +210,42 @@ async def test_private_targets_are_refused_when_not_allowed(db_url, tmp_path, fa
         await strict.stop()
 
 
-async def test_old_finished_deliveries_are_pruned(client, services, factory, worker, setup):
+async def test_old_finished_deliveries_are_pruned_at_most_hourly(
+    client, services, factory, worker, setup, monkeypatch
+):
     account, inbox, headers = setup
     receiver = WebhookReceiver()
+
+    async def ids():
+        return [row.id for row in await _deliveries(services)]
+
     async with serve(receiver.app()) as base:
         await _subscribe(client, headers, f"{base}/hook")
         await factory.receive(account, inbox)
-        await worker.drain()
-        [old] = await _deliveries(services)
-        async with services.session() as session:  # age it past the retention period
+        await factory.receive(account, inbox)
+        await worker.drain()  # the first finishes prune (nothing is old yet)
+        old, retrying = await ids()
+        async with services.session() as session:  # age both past the retention period
             await session.execute(
                 update(WebhookDelivery).values(created_at=utcnow() - timedelta(days=31))
+            )
+            # One is still being tried: pending deliveries are never pruned.
+            await session.execute(
+                update(WebhookDelivery)
+                .where(WebhookDelivery.id == retrying)
+                .values(status=DeliveryStatus.pending)
             )
             await events.commit(session)
         await factory.receive(account, inbox)
         await worker.drain()
-    rows = await _deliveries(services)
-    assert old.id not in [r.id for r in rows] and len(rows) == 1
+        recent = await ids()
+        assert old in recent  # pruned less than an hour ago: this finish deleted nothing
+        monkeypatch.setattr(actions, "PRUNE_EVERY_SECONDS", 0.0)  # an hour later
+        await factory.receive(account, inbox)
+        await worker.drain()
+    left = await ids()
+    assert old not in left
+    assert left == [retrying, recent[-1], left[-1]] and left[-1] > recent[-1]
 
 
 async def test_a_subscription_hears_only_its_own_account(client, services, factory, worker, setup):

@@ -125,7 +125,7 @@ async def _settle(
     if not again:
         await actions.record_attempt(session, delivery=delivery, attempt=attempt, retry_in=None)
         await outbox.complete(session, job.id)
-        await actions.prune_deliveries(
+        await actions.prune_deliveries_when_due(
             session,
             account_id=delivery.account_id,
             older_than=timedelta(days=settings.webhook_log_retention_days),

@@ -12,6 +12,7 @@ from sqlalchemy import delete, func, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from rapport.db import outbox
 from rapport.domain import events
 from rapport.domain.accounts.models import Account
 from rapport.domain.agents.models import User
@@ -23,14 +24,19 @@ from rapport.domain.contacts.models import (
     Contact,
     ContactLabel,
     Identity,
-    IdentityKind,
     Label,
     Verification,
 )
+from rapport.domain.contacts.policies import normalise_claim
+from rapport.domain.conversations.models import Attachment, Conversation, Message
 from rapport.domain.errors import Conflict, InvalidInput, NotFound
 from rapport.domain.ports import Consent, IdentityClaim
 from rapport.lib.clock import ensure_utc, utcnow
-from rapport.lib.identities import InvalidIdentity, normalise_email, normalise_phone
+
+# Removes stored files whose attachment rows are gone: {"keys": [storage keys]}.
+DELETE_FILES_JOB = "files.delete"
+# Storage keys per job, so one job stays small however many files an erased contact had.
+FILES_PER_JOB = 200
 
 # Strongest first: a stronger claim upgrades an identity's recorded verification.
 _STRENGTH = {
@@ -39,22 +45,6 @@ _STRENGTH = {
     Verification.agent: 1,
     Verification.unverified: 0,
 }
-
-
-def normalise_claim(claim: IdentityClaim, *, default_region: str) -> IdentityClaim:
-    """The claim with its value in canonical form (E.164 phones, case-folded emails)."""
-    try:
-        if claim.kind == IdentityKind.phone:
-            value = normalise_phone(claim.value, default_region)
-        elif claim.kind == IdentityKind.email:
-            value = normalise_email(claim.value)
-        else:
-            value = claim.value.strip()
-    except InvalidIdentity as exc:
-        raise InvalidInput(str(exc), field=claim.kind) from exc
-    if not value:
-        raise InvalidInput(f"empty {claim.kind} identity", field=claim.kind)
-    return IdentityClaim(claim.kind, value, claim.verification)
 
 
 def _may_join(claim: IdentityClaim, existing: Identity) -> bool:
@@ -433,7 +423,11 @@ async def remove_identity(
 async def delete_contact(session: AsyncSession, *, contact: Contact, actor: User) -> None:
     """Erase a contact: the profile, its identities, conversations and messages (a customer's
     right to erasure), and the contacts merged into it, which would otherwise come back.
-    The event log keeps only ids: `contact.deleted` and the rows' references become empty."""
+    The event log keeps only ids: `contact.deleted` and the rows' references become empty.
+
+    The attachments' stored files go too, by `files.delete` jobs written in this transaction:
+    they run only once the erasure has committed (a rolled-back erasure keeps its files), and
+    still run if the process dies right after the commit."""
     doomed = [contact.id]
     frontier = [contact.id]
     while frontier:
@@ -441,14 +435,34 @@ async def delete_contact(session: AsyncSession, *, contact: Contact, actor: User
             await session.scalars(select(Contact.id).where(Contact.merged_into_id.in_(frontier)))
         )
         doomed += frontier
+    keys = await _stored_files(session, doomed)
     await session.execute(delete(Contact).where(Contact.id.in_(doomed)))
     session.expunge(contact)
+    for start in range(0, len(keys), FILES_PER_JOB):
+        outbox.enqueue(
+            session,
+            kind=DELETE_FILES_JOB,
+            payload={"keys": keys[start : start + FILES_PER_JOB]},
+            account_id=contact.account_id,
+        )
     events.record(
         session,
         account_id=contact.account_id,
         event=events.ContactDeleted(contact_id=contact.id),
         actor_user_id=actor.id,
     )
+
+
+async def _stored_files(session: AsyncSession, contact_ids: list[int]) -> list[str]:
+    """The storage keys of every attachment in these contacts' conversations."""
+    keys = await session.scalars(
+        select(Attachment.storage_key)
+        .join(Message, Message.id == Attachment.message_id)
+        .join(Conversation, Conversation.id == Message.conversation_id)
+        .where(Conversation.contact_id.in_(contact_ids))
+        .order_by(Attachment.id)
+    )
+    return list(dict.fromkeys(keys))
 
 
 # --- custom attributes ------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Pure rules for contact data: custom attribute values, labels and custom event payloads."""
+"""Pure rules for contact data: identity claims, custom attribute values, labels and custom event
+payloads."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from rapport.domain.contacts.models import AttributeKind
+from rapport.domain.contacts.models import AttributeKind, IdentityKind
 from rapport.domain.errors import InvalidInput
+from rapport.domain.ports import IdentityClaim
+from rapport.lib.identities import InvalidIdentity, normalise_email, normalise_phone
 
 AttributeValue = str | int | float
 
@@ -30,6 +33,22 @@ EVENT_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\- ]{0,63}$")
 EVENT_PROPERTIES_MAX_BYTES = 8192
 EVENT_PROPERTIES_MAX_KEYS = 50
 EVENT_PROPERTIES_MAX_DEPTH = 5
+
+
+def normalise_claim(claim: IdentityClaim, *, default_region: str | None) -> IdentityClaim:
+    """The claim with its value in canonical form (E.164 phones, case-folded emails)."""
+    try:
+        if claim.kind == IdentityKind.phone:
+            value = normalise_phone(claim.value, default_region)
+        elif claim.kind == IdentityKind.email:
+            value = normalise_email(claim.value)
+        else:
+            value = claim.value.strip()
+    except InvalidIdentity as exc:
+        raise InvalidInput(str(exc), field=claim.kind) from exc
+    if not value:
+        raise InvalidInput(f"empty {claim.kind} identity", field=claim.kind)
+    return IdentityClaim(claim.kind, value, claim.verification)
 
 
 def key_from_label(label: str) -> str:

@@ -12,7 +12,6 @@ from sqlalchemy.orm import aliased
 
 from rapport.domain.accounts.models import Account
 from rapport.domain.agents.models import User
-from rapport.domain.contacts.actions import normalise_claim
 from rapport.domain.contacts.models import (
     AttributeDefinition,
     Contact,
@@ -22,6 +21,7 @@ from rapport.domain.contacts.models import (
     Label,
     Verification,
 )
+from rapport.domain.contacts.policies import normalise_claim
 from rapport.domain.conversations.models import Conversation, Message
 from rapport.domain.conversations.policies import Viewer, visible_filter
 from rapport.domain.errors import InvalidInput, NotFound

@@ -21,11 +21,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from rapport.domain import events
 from rapport.domain.accounts.models import Account
 from rapport.domain.contacts.merge_models import MergeSuggestion, SuggestionStatus
-from rapport.domain.contacts.models import Contact, Identity, IdentityKind
+from rapport.domain.contacts.models import Contact, Identity, IdentityKind, Verification
+from rapport.domain.contacts.policies import normalise_claim
+from rapport.domain.errors import InvalidInput
 from rapport.domain.ports import IdentityClaim
 from rapport.domain.visitors.models import VisitorSession
 from rapport.lib.clock import utcnow
-from rapport.lib.identities import InvalidIdentity, normalise_email, normalise_phone
 
 # A shared phone or email address is strong evidence; a name and company alone, less so.
 SAME_IDENTITY_SCORE = 90
@@ -296,13 +297,12 @@ def _typed_claims(visits: Iterable[VisitorSession], region: str | None) -> set[t
             raw = str(visit.details.get(field) or "").strip()
             if not raw:
                 continue
+            typed = IdentityClaim(kind, raw, Verification.unverified)
             try:
-                if kind == IdentityKind.email:
-                    found.add((kind.value, normalise_email(raw)))
-                else:
-                    found.add((kind.value, normalise_phone(raw, region)))
-            except InvalidIdentity:
+                claim = normalise_claim(typed, default_region=region)
+            except InvalidInput:
                 continue  # kept on the session as typed; it names nobody
+            found.add((kind.value, claim.value))
     return found
 
 

@@ -16,8 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from rapport.domain import events
 from rapport.domain.accounts.models import Account
-from rapport.domain.contacts.actions import normalise_claim, resolve_contact
+from rapport.domain.contacts.actions import resolve_contact
 from rapport.domain.contacts.models import Contact, IdentityKind, Verification
+from rapport.domain.contacts.policies import normalise_claim
 from rapport.domain.conversations.actions import conversation_for_contact, find_open_conversation
 from rapport.domain.conversations.models import Conversation
 from rapport.domain.errors import InvalidInput

@@ -7,10 +7,13 @@ the same outbox every other job goes through.
 
 from __future__ import annotations
 
+import time
 import uuid
+import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy import delete
@@ -28,6 +31,8 @@ from rapport.lib.crypto import SecretBox, random_token
 WEBHOOK_JOB = "webhook.deliver"
 SECRET_PREFIX = "whsec_"
 MAX_URL_LENGTH = 2000
+# How often a process prunes one account's delivery log, at most (see `prune_deliveries_when_due`).
+PRUNE_EVERY_SECONDS = 3600.0
 
 
 def event_catalogue() -> list[str]:
@@ -254,3 +259,28 @@ async def prune_deliveries(session: AsyncSession, *, account_id: int, older_than
         )
     )
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+# When each account's log was last pruned by this process: one memory per database (engine),
+# as tests and tools open several in one process.
+_PRUNED_AT: weakref.WeakKeyDictionary[Any, dict[int, float]] = weakref.WeakKeyDictionary()
+
+
+async def prune_deliveries_when_due(
+    session: AsyncSession, *, account_id: int, older_than: timedelta
+) -> int | None:
+    """`prune_deliveries`, at most once per `PRUNE_EVERY_SECONDS` per account in this process;
+    None when it was not due.
+
+    Called as deliveries finish: a DELETE on every finish was a statement per delivery for a
+    log that moves by days. While an account's deliveries keep finishing, a row therefore goes
+    at most an hour after it passes the retention period (each process prunes on its first
+    finish for an account, then hourly). The time is noted before the transaction commits: if
+    that rolls back, the next prune comes an hour later, which only delays it."""
+    pruned_at = _PRUNED_AT.setdefault(session.get_bind(), {})
+    now = time.monotonic()
+    last = pruned_at.get(account_id)
+    if last is not None and now - last < PRUNE_EVERY_SECONDS:
+        return None
+    pruned_at[account_id] = now
+    return await prune_deliveries(session, account_id=account_id, older_than=older_than)
