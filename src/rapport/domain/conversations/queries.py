@@ -165,8 +165,9 @@ async def scope_counts(
     return counts
 
 
-async def _last_messages(session: AsyncSession, conversation_ids: list[int]) -> dict[int, Message]:
-    """The latest message of each conversation, each found through the (conversation, id) index."""
+async def _last_messages(session: AsyncSession, conversation_ids: list[int]) -> dict[int, Any]:
+    """The latest message of each conversation, each found through the (conversation, id) index:
+    only what the list shows of it, as rows (an email's body is never loaded for a preview)."""
     if not conversation_ids:
         return {}
     latest = (
@@ -174,7 +175,11 @@ async def _last_messages(session: AsyncSession, conversation_ids: list[int]) -> 
         .where(Message.conversation_id.in_(conversation_ids))
         .group_by(Message.conversation_id)
     )
-    rows = await session.scalars(select(Message).where(Message.id.in_(latest)))
+    rows = await session.execute(
+        select(Message.conversation_id, Message.content, Message.direction, Message.private).where(
+            Message.id.in_(latest)
+        )
+    )
     return {row.conversation_id: row for row in rows}
 
 
