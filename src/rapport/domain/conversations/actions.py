@@ -354,7 +354,7 @@ async def _by_subject(
     return await session.scalar(query)
 
 
-def _open_conversation_statements() -> dict[JoinPolicy, Select[tuple[Conversation]]]:
+def _open_conversation_statements() -> dict[str, Select[Conversation]]:
     """The contact's latest open conversation, one statement per join policy (built once)."""
     latest_open = (
         select(Conversation)
