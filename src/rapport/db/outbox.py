@@ -229,15 +229,22 @@ def _claim_statement(postgres: bool) -> Update:
     return statement
 
 
+# Built once, values bound: every finished job runs one of these, and SQLAlchemy reuses their
+# compiled form. Core statements: a job is finished by id, never through a loaded ORM object.
+_JOBS: Table = OutboxJob.__table__  # type: ignore[assignment]
+_COMPLETE = delete(_JOBS).where(_JOBS.c.id == bindparam("job_id"))
+_COMPLETE_ALL = delete(_JOBS).where(_JOBS.c.id.in_(bindparam("job_ids", expanding=True)))
+
+
 async def complete(session: AsyncSession, job_id: int) -> None:
     """Remove a finished job (called in the same transaction as the job's own effects)."""
-    await session.execute(delete(OutboxJob).where(OutboxJob.id == job_id))
+    await session.execute(_COMPLETE, {"job_id": job_id})
 
 
 async def complete_all(session: AsyncSession, job_ids: list[int]) -> None:
     """`complete` for many jobs in one statement (a worker's batch)."""
     if job_ids:
-        await session.execute(delete(OutboxJob).where(OutboxJob.id.in_(job_ids)))
+        await session.execute(_COMPLETE_ALL, {"job_ids": job_ids})
 
 
 async def retry_later(

@@ -18,7 +18,18 @@ from enum import StrEnum
 from typing import Any, ClassVar, cast
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Table, insert, select
+from sqlalchemy import (
+    BigInteger,
+    ForeignKey,
+    Index,
+    Insert,
+    Integer,
+    String,
+    Table,
+    bindparam,
+    insert,
+    select,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
@@ -539,18 +550,32 @@ _INSERT_EVENTS = insert(cast(Table, Event.__table__))
 
 async def _take_numbers(session: AsyncSession, account_id: int, count: int) -> int:
     """Reserve `count` numbers; the upsert holds the counter row's lock until commit."""
-    dialect = session.get_bind().dialect.name
-    builder = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    table = cast(Table, EventCounter.__table__)
-    stmt = (
-        builder(table)
-        .values(account_id=account_id, last_seq=count)
-        .on_conflict_do_update(
-            index_elements=[table.c.account_id], set_={"last_seq": table.c.last_seq + count}
+    statement = _take_numbers_statement(session.get_bind().dialect.name == "postgresql")
+    result = await session.execute(statement, {"account_id": account_id, "count": count})
+    return int(result.scalar_one())
+
+
+_TAKE_NUMBERS: dict[bool, Insert] = {}
+
+
+def _take_numbers_statement(postgres: bool) -> Insert:
+    """The counter's upsert, built once per dialect (every commit with events runs it; its
+    values are bound parameters, so SQLAlchemy reuses its compiled form)."""
+    statement = _TAKE_NUMBERS.get(postgres)
+    if statement is None:
+        builder = postgresql.insert if postgres else sqlite.insert
+        table = cast(Table, EventCounter.__table__)
+        count = bindparam("count", type_=Integer())
+        statement = (
+            builder(table)
+            .values(account_id=bindparam("account_id"), last_seq=count)
+            .on_conflict_do_update(
+                index_elements=[table.c.account_id], set_={"last_seq": table.c.last_seq + count}
+            )
+            .returning(table.c.last_seq)
         )
-        .returning(table.c.last_seq)
-    )
-    return int((await session.execute(stmt)).scalar_one())
+        _TAKE_NUMBERS[postgres] = statement
+    return statement
 
 
 async def events_after(

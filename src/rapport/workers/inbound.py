@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import structlog
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rapport.channels.base import BadPayload, Channel, SendContext
@@ -80,17 +80,21 @@ async def process_inbound(services: Services, job: ClaimedJob) -> None:
         await _apply_or_flag(session, job, *loaded, parsed, files)
 
 
+# Built once, values bound: SQLAlchemy then reuses its compiled form without rebuilding it.
+_PAYLOAD_WITH_INBOX_AND_ACCOUNT = (
+    select(InboundEvent, Inbox, Account)
+    .join(Inbox, Inbox.id == InboundEvent.inbox_id)
+    .join(Account, Account.id == InboundEvent.account_id)
+    .where(InboundEvent.id == bindparam("inbound_id"))
+)
+
+
 async def _load(
     session: AsyncSession, inbound_id: int
 ) -> tuple[InboundEvent, Inbox, Account] | None:
     """The pending payload with its inbox and account, in one query."""
     row = (
-        await session.execute(
-            select(InboundEvent, Inbox, Account)
-            .join(Inbox, Inbox.id == InboundEvent.inbox_id)
-            .join(Account, Account.id == InboundEvent.account_id)
-            .where(InboundEvent.id == inbound_id)
-        )
+        await session.execute(_PAYLOAD_WITH_INBOX_AND_ACCOUNT, {"inbound_id": inbound_id})
     ).first()
     if row is None or row[0].status == "processed":
         return None

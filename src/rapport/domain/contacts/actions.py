@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
-from sqlalchemy import delete, func, select, tuple_, update
+from sqlalchemy import bindparam, delete, func, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -184,27 +184,33 @@ async def _lock_contact(
     an UPDATE at the flush."""
     if active_at is None:
         return await session.get(Contact, contact_id, with_for_update=True)
-    statement = (
-        update(Contact)
-        .where(Contact.id == contact_id)
-        .values(last_activity_at=active_at)
-        .returning(Contact)
-    )
     found: Contact | None = await session.scalar(
-        statement, execution_options={"synchronize_session": False, "populate_existing": True}
+        _LOCK_AND_MARK_ACTIVE,
+        {"contact_id": contact_id, "active_at": active_at},
+        execution_options={"synchronize_session": False, "populate_existing": True},
     )
     return found
+
+
+# The statements every inbound message runs are built once with their values bound: SQLAlchemy
+# then reuses their compiled form instead of building and keying a new statement each time.
+_LOCK_AND_MARK_ACTIVE = (
+    update(Contact)
+    .where(Contact.id == bindparam("contact_id"))
+    .values(last_activity_at=bindparam("active_at"))
+    .returning(Contact)
+)
+_IDENTITIES = select(Identity).where(
+    Identity.account_id == bindparam("account_id"),
+    tuple_(Identity.kind, Identity.value).in_(bindparam("keys", expanding=True)),
+)
 
 
 async def _identities_for(
     session: AsyncSession, account_id: int, claims: list[IdentityClaim]
 ) -> dict[tuple[str, str], Identity]:
     keys = [(c.kind.value, c.value) for c in claims]
-    rows = await session.scalars(
-        select(Identity).where(
-            Identity.account_id == account_id, tuple_(Identity.kind, Identity.value).in_(keys)
-        )
-    )
+    rows = await session.scalars(_IDENTITIES, {"account_id": account_id, "keys": keys})
     return {(row.kind, row.value): row for row in rows}
 
 

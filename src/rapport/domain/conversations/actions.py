@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import select
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rapport.db import outbox
@@ -205,13 +205,24 @@ async def _outgoing_by_reference(
     return message
 
 
+# The statements every inbound message runs are built once with their values bound: SQLAlchemy
+# then reuses their compiled form instead of building and keying a new statement each time.
+_MESSAGE_BY_PROVIDER_ID = select(Message).where(
+    Message.inbox_id == bindparam("inbox_id"), Message.provider_id == bindparam("provider_id")
+)
+# Status updates read-modify-write the status: concurrent ones must queue.
+_MESSAGE_BY_PROVIDER_ID_LOCKED = _MESSAGE_BY_PROVIDER_ID.with_for_update().execution_options(
+    populate_existing=True
+)
+
+
 async def _message_by_provider_id(
     session: AsyncSession, inbox_id: int, provider_id: str, *, lock: bool = False
 ) -> Message | None:
-    query = select(Message).where(Message.inbox_id == inbox_id, Message.provider_id == provider_id)
-    if lock:  # status updates read-modify-write the status: concurrent ones must queue
-        query = query.with_for_update().execution_options(populate_existing=True)
-    return await session.scalar(query)
+    return await session.scalar(
+        _MESSAGE_BY_PROVIDER_ID_LOCKED if lock else _MESSAGE_BY_PROVIDER_ID,
+        {"inbox_id": inbox_id, "provider_id": provider_id},
+    )
 
 
 async def _conversation_for(
@@ -343,24 +354,38 @@ async def _by_subject(
     return await session.scalar(query)
 
 
-async def _open_conversation(
-    session: AsyncSession, *, account: Account, inbox: Inbox, contact: Contact, now: datetime
-) -> Conversation | None:
-    query = (
+def _open_conversation_statements() -> dict[str, Select[Conversation]]:
+    """The contact's latest open conversation, one statement per join policy (built once)."""
+    latest_open = (
         select(Conversation)
         .where(
-            Conversation.contact_id == contact.id,
+            Conversation.contact_id == bindparam("contact_id"),
             Conversation.status.in_([s.value for s in OPEN_STATUSES]),
         )
         .order_by(Conversation.last_activity_at.desc())
         .limit(1)
     )
-    if account.join_policy == JoinPolicy.never:
-        query = query.where(Conversation.inbox_id == inbox.id)
-    elif account.join_policy == JoinPolicy.window:
-        since = now - timedelta(hours=account.join_window_hours)
-        query = query.where(Conversation.last_activity_at >= since)
-    return await session.scalar(query)
+    return {
+        JoinPolicy.always: latest_open,
+        JoinPolicy.never: latest_open.where(Conversation.inbox_id == bindparam("inbox_id")),
+        JoinPolicy.window: latest_open.where(Conversation.last_activity_at >= bindparam("since")),
+    }
+
+
+_OPEN_CONVERSATION = _open_conversation_statements()
+
+
+async def _open_conversation(
+    session: AsyncSession, *, account: Account, inbox: Inbox, contact: Contact, now: datetime
+) -> Conversation | None:
+    return await session.scalar(
+        _OPEN_CONVERSATION.get(account.join_policy, _OPEN_CONVERSATION[JoinPolicy.always]),
+        {
+            "contact_id": contact.id,
+            "inbox_id": inbox.id,
+            "since": now - timedelta(hours=account.join_window_hours),
+        },
+    )
 
 
 async def _start_conversation(

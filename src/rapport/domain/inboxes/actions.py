@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import update
+from sqlalchemy import Table, bindparam, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rapport.db import outbox
@@ -95,14 +95,20 @@ async def store_inbound(
     return inbound_id is not None
 
 
+# Built once, values bound: the worker runs it for every payload and SQLAlchemy reuses its
+# compiled form. A Core statement: the payloads' loaded objects are not read after it.
+_INBOUND: Table = cast(Table, InboundEvent.__table__)
+_MARK_PROCESSED = (
+    update(_INBOUND)
+    .where(_INBOUND.c.id.in_(bindparam("ids", expanding=True)))
+    .values(status="processed", error=None, processed_at=bindparam("now"))
+)
+
+
 async def mark_inbound_processed(session: AsyncSession, *, inbound_ids: list[int]) -> None:
     """Mark payloads processed, in one statement however many (a worker's batch)."""
     if inbound_ids:
-        await session.execute(
-            update(InboundEvent)
-            .where(InboundEvent.id.in_(inbound_ids))
-            .values(status="processed", error=None, processed_at=utcnow())
-        )
+        await session.execute(_MARK_PROCESSED, {"ids": inbound_ids, "now": utcnow()})
 
 
 async def mark_inbound_failed(session: AsyncSession, *, inbound: InboundEvent, error: str) -> None:
