@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -17,6 +18,7 @@ from rapport.lib.passwords import MIN_PASSWORD_LENGTH, hash_password, verify_pas
 
 API_TOKEN_PREFIX = "rpt_"
 SUPPORTED_LOCALES = ("en", "es")
+MAX_AVATAR_URL_LENGTH = 500  # the column's width
 
 
 def _valid_password(password: str) -> str:
@@ -78,15 +80,41 @@ async def change_password(
 
 
 async def update_profile(
-    session: AsyncSession, *, user: User, name: str, locale: str | None
+    session: AsyncSession,
+    *,
+    user: User,
+    name: str,
+    locale: str | None,
+    avatar_url: str | None = None,
 ) -> User:
+    """Name, language and picture; `avatar_url` None leaves the picture, "" removes it.
+
+    Everything is checked before anything changes, so a refused edit leaves no trace."""
     if not name.strip():
         raise InvalidInput("a user needs a name", field="name")
     if locale not in (None, *SUPPORTED_LOCALES):
         raise InvalidInput("unsupported language", field="locale")
+    picture = _avatar_url(avatar_url) if avatar_url is not None else user.avatar_url
     user.name = name.strip()
     user.locale = locale
+    user.avatar_url = picture
     return user
+
+
+def _avatar_url(value: str) -> str | None:
+    """A picture customers' browsers load (next to replies in the website chat): an https
+    address, so it never shows as mixed content on a customer's site; None shows initials."""
+    value = value.strip()
+    if not value:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme != "https" or not parts.hostname or parts.username or parts.password:
+        raise InvalidInput(
+            "the picture's address must start with https:// and name a host", field="avatar_url"
+        )
+    if len(value) > MAX_AVATAR_URL_LENGTH:
+        raise InvalidInput("the picture's address is too long", field="avatar_url")
+    return value
 
 
 async def set_role_and_status(

@@ -1,4 +1,4 @@
-"""The signed-in user's own settings: name, language, password, API tokens."""
+"""The signed-in user's own settings: name, language, picture, password, API tokens."""
 
 from __future__ import annotations
 
@@ -25,8 +25,15 @@ async def _page(
     notice: str | None = None,
     error: str | None = None,
     new_token: str | None = None,
+    values: dict[str, str] | None = None,
     status_code: int = 200,
 ) -> Response:
+    user = agent.user
+    shown = values or {
+        "name": user.name,
+        "locale": user.locale or "",
+        "avatar_url": user.avatar_url or "",
+    }
     return render(
         request,
         "profile.html",
@@ -35,6 +42,7 @@ async def _page(
             "notice": notice,
             "error": error,
             "new_token": new_token,
+            "values": shown,
         },
         status_code=status_code,
     )
@@ -52,9 +60,19 @@ async def save_profile(
     session: DbSession,
     name: Annotated[str, Form(max_length=200)],
     locale: Annotated[str, Form()] = "",
+    avatar_url: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
     user = await session.merge(agent.user)
-    await actions.update_profile(session, user=user, name=name, locale=locale or None)
+    # Emptied, the field removes the picture; a form without it leaves the picture alone.
+    picture = avatar_url if "avatar_url" in await request.form() else None
+    try:
+        await actions.update_profile(
+            session, user=user, name=name, locale=locale or None, avatar_url=picture
+        )
+    except DomainError as exc:  # refused before anything changed: show what was typed
+        typed = {"name": name, "locale": locale, "avatar_url": avatar_url}
+        message = gettext_for(request)(str(exc))
+        return await _page(request, agent, session, error=message, values=typed, status_code=422)
     await events.commit(session)
     return RedirectResponse("/profile", status_code=303)
 
