@@ -2,7 +2,7 @@
 paging backwards, and the single message and event the live path inserts."""
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from rapport.domain import events
 from rapport.domain.conversations import actions
@@ -16,6 +16,7 @@ from rapport.domain.conversations.timeline import (
 )
 from rapport.domain.errors import NotFound
 from rapport.domain.events import Event
+from tests.support.statements import sql_sent
 
 
 def _file(name, content_id=None):
@@ -125,22 +126,13 @@ async def test_the_timeline_pages_backwards_and_files_never_count_as_messages(se
 
 async def test_a_page_and_its_events_are_one_statement(services, factory):
     _, _, conversation_id = await _history(services, factory)
-    sent = []
-
-    def record(_conn, _cursor, statement, *_):
-        sent.append(statement)
-
-    engine = services.db.engine.sync_engine
     async with services.read_session() as session:
         conversation = await session.get(Conversation, conversation_id)
-        event.listen(engine, "before_cursor_execute", record)
-        try:
+        with sql_sent(services) as sent:
             newest, _ = await conversation_timeline(session, conversation=conversation, limit=2)
             older, _ = await conversation_timeline(
                 session, conversation=conversation, before_id=newest[0].message.id, limit=2
             )
-        finally:
-            event.remove(engine, "before_cursor_execute", record)
     # Messages, files, senders, the newer page's start and the events: one round trip a page.
     assert len(sent) == 2
     assert _shown(older) == ["Hello", "Anyone there?", "conversation.assigned"]

@@ -134,6 +134,21 @@ def signed_api_call(
     }
 
 
+def api_message(n: int, customer: str) -> dict[str, Any]:
+    """The `api` channel's call for message number `n` from `customer`."""
+    return {"id": f"m-{n}", "contact": {"id": customer, "name": customer}, "content": f"#{n}"}
+
+
+async def deliver_api_calls(
+    client: httpx.AsyncClient, inbox: Any, calls: list[dict[str, Any]]
+) -> None:
+    """Post each call to the inbox's webhook, signed, and check it was acknowledged."""
+    for call in calls:
+        body, headers = signed_api_call(call)
+        response = await client.post(f"/hooks/api/{inbox.id}", content=body, headers=headers)
+        assert response.status_code == 200
+
+
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 

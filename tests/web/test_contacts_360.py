@@ -2,10 +2,6 @@
 custom events API, through HTTP as a browser or an integration uses them."""
 
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
-
-from sqlalchemy import event
 
 from rapport.domain import events
 from rapport.domain.agents.actions import create_api_token
@@ -14,22 +10,7 @@ from rapport.domain.conversations import actions
 from rapport.domain.conversations.models import Conversation, Status
 from tests.support.customers import cross_channel_history, phone_claim
 from tests.support.factory import login
-
-
-@contextmanager
-def _statements(services) -> Iterator[list[str]]:
-    """The SQL sent while the block runs."""
-    seen: list[str] = []
-
-    def capture(conn, cursor, statement, parameters, context, executemany):
-        seen.append(statement)
-
-    engine = services.db.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", capture)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", capture)
+from tests.support.statements import sql_sent
 
 
 async def _setup(services, factory, role=Role.admin):
@@ -135,7 +116,7 @@ async def test_segments_are_created_viewed_edited_and_deleted(client, services, 
     created = await client.post("/segments", data=form, headers=headers)
     assert created.status_code == 303
     url = created.headers["location"]
-    with _statements(services) as seen:
+    with sql_sent(services) as seen:
         page = await client.get(url)
     assert "1 contact" in page.text and "Lucía" in page.text and "Other" not in page.text
     # The segment is read once, and so are the attribute definitions its filter compiles with.

@@ -8,23 +8,12 @@ from rapport.domain.conversations.models import Message
 from rapport.domain.events import Event
 from rapport.domain.inboxes.actions import store_inbound
 from rapport.domain.inboxes.models import InboundEvent
-from tests.support.factory import signed_api_call
+from tests.support.factory import api_message, deliver_api_calls, signed_api_call
 
 
 async def _count(services, model, *where):
     async with services.read_session() as session:
         return await session.scalar(select(func.count()).select_from(model).where(*where))
-
-
-def _call(n: int, customer: str) -> dict:
-    return {"id": f"m-{n}", "contact": {"id": customer, "name": customer}, "content": f"#{n}"}
-
-
-async def _deliver(client, inbox, calls):
-    for call in calls:
-        body, headers = signed_api_call(call)
-        response = await client.post(f"/hooks/api/{inbox.id}", content=body, headers=headers)
-        assert response.status_code == 200
 
 
 def _count_commits(services) -> list[int]:
@@ -43,8 +32,8 @@ async def test_payloads_claimed_together_commit_together_in_order(
     account = await factory.account()
     inbox = await factory.api_inbox(account)
     # Four messages from two customers, one of them new to Rapport mid-batch.
-    calls = [_call(n, "ana" if n % 2 else "ben") for n in range(4)]
-    await _deliver(client, inbox, calls)
+    calls = [api_message(n, "ana" if n % 2 else "ben") for n in range(4)]
+    await deliver_api_calls(client, inbox, calls)
     commits = _count_commits(services)
     assert await worker.run_once() == 4
     # One commit for the claim, one for all four payloads.
@@ -66,13 +55,13 @@ async def test_payloads_claimed_together_commit_together_in_order(
 async def test_one_bad_payload_sends_each_job_its_own_way(client, services, factory, worker):
     account = await factory.account()
     inbox = await factory.api_inbox(account)
-    await _deliver(client, inbox, [_call(1, "ana"), _call(2, "ben")])
+    await deliver_api_calls(client, inbox, [api_message(1, "ana"), api_message(2, "ben")])
     async with services.session() as session:  # verified and stored, but not parseable
         await store_inbound(
             session, inbox=inbox, dedupe_key="bad", body=b"{not json", content_type="x"
         )
         await events.commit(session)
-    await _deliver(client, inbox, [_call(3, "ana")])
+    await deliver_api_calls(client, inbox, [api_message(3, "ana")])
     assert await worker.run_once() == 4
     # The batch rolled back as a whole; then each job ran alone: three messages, one flag.
     assert await _count(services, Message) == 3
@@ -88,15 +77,15 @@ async def test_one_bad_payload_sends_each_job_its_own_way(client, services, fact
 async def test_a_redelivered_payload_in_a_batch_is_one_message(client, services, factory, worker):
     account = await factory.account()
     inbox = await factory.api_inbox(account)
-    await _deliver(client, inbox, [_call(1, "ana"), _call(2, "ana")])
+    await deliver_api_calls(client, inbox, [api_message(1, "ana"), api_message(2, "ana")])
     await worker.run_once()
     # The provider redelivers under another key: the message's own id still dedupes it.
     async with services.session() as session:
-        body, _ = signed_api_call(_call(1, "ana"))
+        body, _ = signed_api_call(api_message(1, "ana"))
         await store_inbound(
             session, inbox=inbox, dedupe_key="again", body=body, content_type="application/json"
         )
         await events.commit(session)
-    await _deliver(client, inbox, [_call(3, "ana")])
+    await deliver_api_calls(client, inbox, [api_message(3, "ana")])
     assert await worker.run_once() == 2
     assert await _count(services, Message) == 3

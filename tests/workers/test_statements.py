@@ -5,41 +5,12 @@ execution path; these counts are what the S2 and S10 benchmarks pay per message.
 """
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from rapport.domain.contacts.models import Contact, Identity
 from rapport.domain.conversations.models import Conversation, Message
-from tests.support.factory import signed_api_call
-
-
-def _call(n: int, customer: str) -> dict:
-    return {"id": f"m-{n}", "contact": {"id": customer, "name": customer}, "content": f"#{n}"}
-
-
-async def _deliver(client, inbox, calls):
-    for call in calls:
-        body, headers = signed_api_call(call)
-        response = await client.post(f"/hooks/api/{inbox.id}", content=body, headers=headers)
-        assert response.status_code == 200
-
-
-class Statements:
-    """The SQL statements sent while the block runs (BEGIN and COMMIT are left to the drivers,
-    which send them with or around these)."""
-
-    def __init__(self, services):
-        self.engine = services.db.engine.sync_engine
-        self.sent: list[str] = []
-
-    def __enter__(self) -> list[str]:
-        event.listen(self.engine, "before_cursor_execute", self._on_execute)
-        return self.sent
-
-    def __exit__(self, *exc: object) -> None:
-        event.remove(self.engine, "before_cursor_execute", self._on_execute)
-
-    def _on_execute(self, conn, cursor, statement, parameters, context, executemany) -> None:
-        self.sent.append(" ".join(statement.split()))
+from tests.support.factory import api_message, deliver_api_calls
+from tests.support.statements import sql_sent
 
 
 def _starting(sent: list[str], prefix: str) -> list[str]:
@@ -53,7 +24,7 @@ async def inbox(factory):
 
 
 async def test_a_poll_that_finds_nothing_is_one_statement(services, worker, backend):
-    with Statements(services) as sent:
+    with sql_sent(services) as sent:
         assert await worker.run_once() == 0
     assert [s.split(" WHERE")[0] for s in sent] == [
         "UPDATE outbox SET available_at=?, attempts=(outbox.attempts + ?), locked_by=?"
@@ -66,8 +37,8 @@ async def test_a_poll_that_finds_nothing_is_one_statement(services, worker, back
 async def test_a_new_customer_is_created_with_the_message_time_and_not_updated(
     client, services, worker, inbox, backend
 ):
-    await _deliver(client, inbox, [_call(1, "ana")])
-    with Statements(services) as sent:
+    await deliver_api_calls(client, inbox, [api_message(1, "ana")])
+    with sql_sent(services) as sent:
         assert await worker.run_once() == 1
     # The contact and conversation are written once, with the message's time.
     assert _starting(sent, "UPDATE contacts") == []
@@ -95,10 +66,10 @@ async def test_a_new_customer_is_created_with_the_message_time_and_not_updated(
 async def test_a_returning_customer_is_locked_and_marked_active_in_one_statement(
     client, services, worker, inbox
 ):
-    await _deliver(client, inbox, [_call(1, "ana")])
+    await deliver_api_calls(client, inbox, [api_message(1, "ana")])
     await worker.run_once()
-    await _deliver(client, inbox, [_call(2, "ana")])
-    with Statements(services) as sent:
+    await deliver_api_calls(client, inbox, [api_message(2, "ana")])
+    with sql_sent(services) as sent:
         assert await worker.run_once() == 1
     # The UPDATE that marks the contact active locks it; no SELECT ... FOR UPDATE before it.
     assert len(_starting(sent, "UPDATE contacts SET last_activity_at")) == 1

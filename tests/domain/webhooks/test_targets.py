@@ -2,7 +2,7 @@
 a subscription changed anywhere (another process included) counts from the next commit."""
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 
 from rapport.domain import events
 from rapport.domain.agents.models import Role
@@ -10,6 +10,7 @@ from rapport.domain.webhooks import targets
 from rapport.domain.webhooks.actions import create_subscription, fan_out, update_subscription
 from rapport.domain.webhooks.models import WebhookDelivery, WebhookSubscription
 from rapport.services import build_services
+from tests.support.statements import sql_sent
 
 
 @pytest.fixture
@@ -55,23 +56,13 @@ async def _deliveries(services):
         return await session.scalar(select(func.count()).select_from(WebhookDelivery))
 
 
-def _count_reads(services):
-    reads = [0]
-
-    def on_execute(conn, cursor, statement, parameters, context, executemany):
-        reads[0] += "FROM webhook_subscriptions" in statement
-
-    event.listen(services.db.engine.sync_engine, "before_cursor_execute", on_execute)
-    return reads
-
-
 async def test_commits_after_this_process_own_read_nothing(services, factory, setup):
     account, _admin, inbox = setup
     await factory.receive(account, inbox)  # the account's subscriptions are now known here
-    reads = _count_reads(services)
-    for n in range(3):
-        await factory.receive(account, inbox, text=f"#{n}")
-    assert reads[0] == 0
+    with sql_sent(services) as sent:
+        for n in range(3):
+            await factory.receive(account, inbox, text=f"#{n}")
+    assert not [s for s in sent if "FROM webhook_subscriptions" in s]
 
 
 async def test_a_subscription_made_in_another_process_counts_from_the_next_commit(
