@@ -34,7 +34,9 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
 from sqlalchemy.util.concurrency import await_
 
 T = TypeVar("T")
-_Call = tuple[asyncio.AbstractEventLoop, asyncio.Future[Any], Callable[..., Any], tuple[Any, ...]]
+# A call for the connection's thread; without a loop and future nobody awaits its outcome.
+_Waiter = tuple[asyncio.AbstractEventLoop, asyncio.Future[Any]]
+_Call = tuple[_Waiter | None, Callable[..., Any], tuple[Any, ...]]
 
 
 def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
@@ -49,11 +51,14 @@ def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | Non
 def _serve(calls: SimpleQueue[_Call | None]) -> None:
     """The connection's thread: run each call, hand its outcome back to the caller's loop."""
     while (call := calls.get()) is not None:
-        loop, future, function, args = call
+        waiter, function, args = call
         try:
             result, error = function(*args), None
         except BaseException as exc:  # handed to the awaiting coroutine, not lost
             result, error = None, exc
+        if waiter is None:
+            continue
+        loop, future = waiter
         with suppress(RuntimeError):  # the loop has closed; nobody is waiting any more
             loop.call_soon_threadsafe(_settle, future, result, error)
 
@@ -73,7 +78,7 @@ class ThreadedConnection:
     async def run(self, function: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._calls.put((loop, future, function, args))
+        self._calls.put(((loop, future), function, args))
         return await future
 
     async def open(self, database: str, **kwargs: Any) -> ThreadedConnection:
@@ -99,9 +104,12 @@ class ThreadedConnection:
         begin, self._begin = self._begin, None
         return begin
 
-    def in_transaction(self) -> bool:
-        """Whether commit or rollback has anything to end (no hop for an empty transaction)."""
-        return self.take_begin() is None and self.sqlite.in_transaction
+    def _ends_a_transaction(self) -> bool:
+        """Whether a commit or rollback has a transaction to end: not when its BEGIN is still
+        waiting for a first statement (dropped here) nor when none is open, so an empty
+        transaction costs no hop."""
+        waiting_begin = self.take_begin()
+        return waiting_begin is None and self.sqlite.in_transaction
 
     def cursor(self) -> sqlite3.Cursor:
         return self.sqlite.cursor()
@@ -122,11 +130,11 @@ class ThreadedConnection:
         await self.run(partial(self.sqlite.create_function, *args, **kwargs))
 
     async def commit(self) -> None:
-        if self.in_transaction():
+        if self._ends_a_transaction():
             await self.run(self.sqlite.commit)
 
     async def rollback(self) -> None:
-        if self.in_transaction():
+        if self._ends_a_transaction():
             await self.run(self.sqlite.rollback)
 
     async def close(self) -> None:
@@ -142,19 +150,8 @@ class ThreadedConnection:
         """Close without waiting (a connection dropped outside any event loop)."""
         connection, self._connection = self._connection, None
         if connection is not None:
-            self._calls.put((_NO_LOOP, _NO_FUTURE, connection.close, ()))
+            self._calls.put((None, connection.close, ()))
         self._calls.put(None)
-
-
-class _NoLoop:
-    """Stands in for a loop when nobody awaits the outcome (see `ThreadedConnection.stop`)."""
-
-    def call_soon_threadsafe(self, *_args: Any) -> None:
-        return None
-
-
-_NO_LOOP: Any = _NoLoop()
-_NO_FUTURE: Any = None
 
 
 def _execute(
