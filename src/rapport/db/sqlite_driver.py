@@ -26,6 +26,7 @@ from functools import partial
 from queue import SimpleQueue
 from typing import Any, TypeVar, cast
 
+import aiosqlite
 from sqlalchemy.dialects.sqlite.aiosqlite import (
     AsyncAdapt_aiosqlite_connection,
     AsyncAdapt_aiosqlite_cursor,
@@ -225,9 +226,7 @@ class _Connection(AsyncAdapt_aiosqlite_connection):
 
 class _DBAPI(AsyncAdapt_aiosqlite_dbapi):
     def __init__(self) -> None:
-        import aiosqlite  # only for the dialect's exception names, which are sqlite3's own
-
-        super().__init__(aiosqlite, sqlite3)
+        super().__init__(aiosqlite, sqlite3)  # aiosqlite for the names its errors have (sqlite3's)
         self.has_stop = True
 
     def connect(self, *args: Any, **kwargs: Any) -> _Connection:
