@@ -7,7 +7,14 @@ from sqlalchemy import create_engine, select
 from rapport.domain.accounts.models import Visibility
 from rapport.domain.agents.models import Role
 from rapport.domain.conversations.models import Conversation
-from rapport.domain.conversations.policies import Viewer, can_see, visible_filter
+from rapport.domain.conversations.policies import (
+    Viewer,
+    can_see,
+    visibility_kind,
+    visibility_params,
+    visible_condition,
+    visible_filter,
+)
 
 viewers = st.builds(
     Viewer,
@@ -43,9 +50,16 @@ def test_python_and_sql_agree(viewer, conversations):
             ],
         )
         sql_visible = set(conn.scalars(select(Conversation.id).where(visible_filter(viewer))))
+        # The built-once form, its values bound at execution, as the inbox list runs it.
+        bound_visible = set(
+            conn.scalars(
+                select(Conversation.id).where(visible_condition(visibility_kind(viewer))),
+                visibility_params(viewer),
+            )
+        )
     python_visible = {
         i
         for i, (a, u, t) in enumerate(conversations, start=1)
         if can_see(viewer, account_id=a, assignee_id=u, team_id=t)
     }
-    assert sql_visible == python_visible
+    assert sql_visible == python_visible == bound_visible

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -11,9 +12,11 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
+    Select,
     bindparam,
     func,
     select,
+    true,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -25,7 +28,13 @@ from rapport.domain.conversations.models import (
     Message,
     Status,
 )
-from rapport.domain.conversations.policies import Viewer, can_see, visible_filter
+from rapport.domain.conversations.policies import (
+    Viewer,
+    can_see,
+    visibility_kind,
+    visibility_params,
+    visible_condition,
+)
 from rapport.domain.errors import NotFound
 from rapport.domain.inboxes.models import Inbox
 from rapport.domain.ports import ChannelPolicy, ReplyCheck, ReplyContext
@@ -68,24 +77,88 @@ class ConversationPage:
 PAGE_SIZE = 25
 
 
-def _conditions(viewer: Viewer, flt: ConversationFilter, *, scope: Scope) -> list[Any]:
-    """The list's WHERE clause: visibility, the filter and the scope, on `conversations`."""
-    conditions: list[Any] = [visible_filter(viewer)]
-    if flt.status is not None:
-        conditions.append(Conversation.status == flt.status)
-    if flt.inbox_id is not None:
-        conditions.append(Conversation.inbox_id == flt.inbox_id)
-    if flt.team_id is not None:
-        conditions.append(Conversation.team_id == flt.team_id)
-    if flt.channel is not None:
-        conditions.append(Conversation.channel == flt.channel)
-    if flt.contact_id is not None:
-        conditions.append(Conversation.contact_id == flt.contact_id)
-    if scope == Scope.mine:
-        conditions.append(Conversation.assignee_id == viewer.user_id)
-    elif scope == Scope.unassigned:
-        conditions.append(Conversation.assignee_id.is_(None))
+# The list and its counts are read on every inbox view and every live refresh, so their
+# statements are built once per shape (which filters are set, which kind of viewer) and cached;
+# a call only binds its values. Filters that are set compare with bound parameters, and the
+# visibility rule comes from `policies.visible_condition`.
+_FILTERS = ("status", "inbox_id", "team_id", "channel", "contact_id")
+
+
+@dataclass(frozen=True)
+class _Shape:
+    visibility: str
+    filters: tuple[str, ...]  # the names of the filters that are set
+
+
+def _shape(viewer: Viewer, flt: ConversationFilter) -> _Shape:
+    set_filters = tuple(name for name in _FILTERS if getattr(flt, name) is not None)
+    return _Shape(visibility_kind(viewer), set_filters)
+
+
+def _params(viewer: Viewer, flt: ConversationFilter) -> dict[str, Any]:
+    params: dict[str, Any] = visibility_params(viewer)
+    params.update(
+        {
+            f"filter_{name}": getattr(flt, name)
+            for name in _FILTERS
+            if getattr(flt, name) is not None
+        }
+    )
+    return params
+
+
+def _conditions(shape: _Shape) -> list[Any]:
+    """The list's WHERE clause on `conversations`: visibility and the filters, without scope."""
+    conditions: list[Any] = [visible_condition(shape.visibility)]
+    for name in shape.filters:
+        column = Conversation.__table__.c[name]
+        conditions.append(column == bindparam(f"filter_{name}", type_=column.type))
     return conditions
+
+
+def _in_scope(scope: Scope) -> Any:
+    if scope == Scope.mine:
+        return Conversation.assignee_id == bindparam("viewer_user_id")
+    if scope == Scope.unassigned:
+        return Conversation.assignee_id.is_(None)
+    return true()
+
+
+@functools.cache
+def _page_statement(shape: _Shape, scope: Scope, after: bool) -> Select[Conversation, str, str]:
+    query = (
+        select(Conversation, Contact.name, User.name)
+        .where(*_conditions(shape), _in_scope(scope))
+        .join(Contact, Contact.id == Conversation.contact_id)
+        .outerjoin(User, User.id == Conversation.assignee_id)
+        .order_by(Conversation.last_activity_at.desc(), Conversation.id.desc())
+        .limit(bindparam("limit"))
+    )
+    if not after:
+        return query
+    stamp = bindparam("after_stamp", type_=Conversation.last_activity_at.type)
+    return query.where(
+        (Conversation.last_activity_at < stamp)
+        | ((Conversation.last_activity_at == stamp) & (Conversation.id < bindparam("after_id")))
+    )
+
+
+@functools.cache
+def _counts_statement(shape: _Shape) -> Select[Any]:
+    """The three scope counts in one round trip: one scalar subquery per scope, so each is
+    planned on its own and answered from the index that fits it (a single pass with
+    count(*) FILTER would have to read every matching row for its assignee).
+
+    count(*) rather than count(id), so a count can come from an index alone."""
+    return select(
+        *(
+            select(func.count())
+            .select_from(Conversation)
+            .where(*_conditions(shape), _in_scope(scope))
+            .scalar_subquery()
+            for scope in Scope
+        )
+    )
 
 
 def _cursor(conversation: Conversation) -> str:
@@ -115,22 +188,14 @@ async def list_conversations(
     The conditions sit on the main query (not a subquery of ids joined back), so PostgreSQL
     walks the (account, status, last activity) index backwards and stops after one page.
     """
-    query = (
-        select(Conversation, Contact.name, User.name)
-        .where(*_conditions(viewer, flt, scope=flt.scope))
-        .join(Contact, Contact.id == Conversation.contact_id)
-        .outerjoin(User, User.id == Conversation.assignee_id)
-        .order_by(Conversation.last_activity_at.desc(), Conversation.id.desc())
-        .limit(limit + 1)
-    )
     after = _parse_cursor(cursor)
+    shape = _shape(viewer, flt)
+    params = _params(viewer, flt)
+    params["limit"] = limit + 1
     if after is not None:
-        stamp, ident = after
-        query = query.where(
-            (Conversation.last_activity_at < stamp)
-            | ((Conversation.last_activity_at == stamp) & (Conversation.id < ident))
-        )
-    rows = (await session.execute(query)).all()
+        params["after_stamp"], params["after_id"] = after
+    query = _page_statement(shape, flt.scope, after is not None)
+    rows = (await session.execute(query, params)).all()
     has_more = len(rows) > limit
     rows = rows[:limit]
     previews = await _last_messages(session, [row[0].id for row in rows])
@@ -153,16 +218,21 @@ async def list_conversations(
 async def scope_counts(
     session: AsyncSession, *, viewer: Viewer, flt: ConversationFilter
 ) -> dict[Scope, int]:
-    counts: dict[Scope, int] = {}
-    for scope in Scope:
-        # count(*), not count(id): the count can then be answered from the index alone.
-        query = (
-            select(func.count())
-            .select_from(Conversation)
-            .where(*_conditions(viewer, flt, scope=scope))
-        )
-        counts[scope] = int(await session.scalar(query) or 0)
-    return counts
+    """How many conversations each scope holds under this filter, in one statement."""
+    statement = _counts_statement(_shape(viewer, flt))
+    row = (await session.execute(statement, _params(viewer, flt))).one()
+    return {scope: int(count or 0) for scope, count in zip(Scope, row, strict=True)}
+
+
+_LAST_MESSAGES = select(
+    Message.conversation_id, Message.content, Message.direction, Message.private
+).where(
+    Message.id.in_(
+        select(func.max(Message.id))
+        .where(Message.conversation_id.in_(bindparam("conversation_ids", expanding=True)))
+        .group_by(Message.conversation_id)
+    )
+)
 
 
 async def _last_messages(session: AsyncSession, conversation_ids: list[int]) -> dict[int, Any]:
@@ -170,16 +240,7 @@ async def _last_messages(session: AsyncSession, conversation_ids: list[int]) -> 
     only what the list shows of it, as rows (an email's body is never loaded for a preview)."""
     if not conversation_ids:
         return {}
-    latest = (
-        select(func.max(Message.id))
-        .where(Message.conversation_id.in_(conversation_ids))
-        .group_by(Message.conversation_id)
-    )
-    rows = await session.execute(
-        select(Message.conversation_id, Message.content, Message.direction, Message.private).where(
-            Message.id.in_(latest)
-        )
-    )
+    rows = await session.execute(_LAST_MESSAGES, {"conversation_ids": conversation_ids})
     return {row.conversation_id: row for row in rows}
 
 
