@@ -246,3 +246,71 @@ async def test_a_rotated_secret_takes_effect_on_the_next_call(client, services, 
     response = await client.post(f"/hooks/api/{inbox.id}", content=body, headers=headers)
     assert response.status_code == 200
     assert await _count(services, InboundEvent) == 2
+
+
+async def test_a_remembered_inbox_costs_the_call_no_lookup(client, services, factory):
+    from tests.support.statements import sql_sent
+
+    account = await factory.account()
+    inbox = await factory.api_inbox(account)
+    body, headers = signed_api_call(BODY)
+    assert (await client.post(f"/hooks/api/{inbox.id}", content=body, headers=headers)).is_success
+    body, headers = signed_api_call({**BODY, "id": "m-2"})
+    with sql_sent(services) as sent:
+        response = await client.post(f"/hooks/api/{inbox.id}", content=body, headers=headers)
+    assert response.status_code == 200
+    assert not [s for s in sent if s.startswith("SELECT inboxes")], sent
+    assert await _count(services, InboundEvent) == 2
+
+
+async def test_an_inbox_deactivated_elsewhere_stops_taking_calls_at_once(client, services, factory):
+    """Another process changed the row: this one's remembered copy must not be trusted."""
+    from sqlalchemy import update
+
+    from rapport.domain.inboxes.models import Inbox
+
+    account = await factory.account()
+    inbox = await factory.api_inbox(account)
+    body, headers = signed_api_call(BODY)
+    assert (await client.post(f"/hooks/api/{inbox.id}", content=body, headers=headers)).is_success
+    async with services.session() as session:  # behind this process's back
+        await session.execute(update(Inbox).where(Inbox.id == inbox.id).values(is_active=False))
+        await session.commit()
+    body, headers = signed_api_call({**BODY, "id": "m-2"})
+    response = await client.post(f"/hooks/api/{inbox.id}", content=body, headers=headers)
+    assert response.status_code == 404
+    assert await _count(services, InboundEvent) == 1
+
+
+async def test_a_copy_of_the_inbox_older_than_its_settings_stores_nothing(services, factory):
+    from rapport.domain.inboxes.actions import store_inbound, update_inbox
+    from rapport.domain.inboxes.models import Inbox
+
+    account = await factory.account()
+    inbox = await factory.api_inbox(account)  # the copy, as a process remembers it
+    async with services.session() as session:
+        row = await session.get(Inbox, inbox.id)
+        await update_inbox(
+            session,
+            inbox=row,
+            name=row.name,
+            config={"secret": "new-secret-0123456789abcdef", "previous_secret": ""},
+            box=services.box,
+            team_id=None,
+            is_active=True,
+        )
+        await events.commit(session)
+    for if_unchanged, stored in ((True, False), (False, True)):
+        async with services.session() as session:
+            result = await store_inbound(
+                session,
+                inbox=inbox,
+                dedupe_key=f"k-{if_unchanged}",
+                body=b"{}",
+                content_type="application/json",
+                if_unchanged=if_unchanged,
+            )
+            await events.commit(session)
+        assert result is stored
+    assert await _count(services, InboundEvent) == 1
+    assert await _count(services, OutboxJob) == 1

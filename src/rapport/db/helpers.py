@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Table
+from sqlalchemy import Select, Table, bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
@@ -18,16 +18,28 @@ async def insert_ignore(
     *,
     conflict_columns: Sequence[str],
     conflict_where: ColumnElement[bool] | None = None,
+    only_if: ColumnElement[bool] | None = None,
+    only_if_values: Mapping[str, Any] | None = None,
 ) -> int | None:
-    """INSERT ... ON CONFLICT DO NOTHING RETURNING id: the new id, or None when it existed."""
+    """INSERT ... ON CONFLICT DO NOTHING RETURNING id: the new id, or None when it existed.
+
+    `only_if` is a condition the row is inserted under, in the same statement (its bound
+    values in `only_if_values`); None is then also the answer when it did not hold."""
     dialect = session.get_bind().dialect.name
     builder = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = (
-        builder(table)
-        .values(**values)
-        .on_conflict_do_nothing(index_elements=list(conflict_columns), index_where=conflict_where)
-        .returning(table.c.id)
-    )
-    result = await session.execute(stmt)
+    if only_if is None:
+        insert = builder(table).values(**values)
+    else:
+        insert = builder(table).from_select(list(values), typed_row(table, values).where(only_if))
+        values = {**values, **(only_if_values or {})}
+    stmt = insert.on_conflict_do_nothing(
+        index_elements=list(conflict_columns), index_where=conflict_where
+    ).returning(table.c.id)
+    result = await session.execute(stmt, values if only_if is not None else None)
     row = result.first()
     return int(row[0]) if row else None
+
+
+def typed_row(table: Table, columns: Iterable[str]) -> Select[Any]:
+    """SELECT :a, :b, ... with each parameter typed as its column, for INSERT ... SELECT."""
+    return select(*(bindparam(name, type_=table.c[name].type) for name in columns))

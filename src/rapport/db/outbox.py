@@ -10,6 +10,7 @@ way the claim is one statement (see `claim`).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -35,9 +36,10 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.sql.elements import ColumnElement
 
 from rapport.db.base import Base, BigId, JsonDoc
-from rapport.db.helpers import insert_ignore
+from rapport.db.helpers import insert_ignore, typed_row
 from rapport.db.types import UTCDateTime
 from rapport.lib.clock import utcnow
 
@@ -111,20 +113,34 @@ async def insert_and_enqueue(
     kind: str,
     ref: str,
     account_id: int | None,
+    only_if: ColumnElement[bool] | None = None,
+    only_if_values: Mapping[str, Any] | None = None,
 ) -> int | None:
     """Insert a row unless it exists and, only if it is new, queue job `kind` with `{ref: id}`.
 
     The id of the new row, or None when it existed (nothing queued). On PostgreSQL both go in
     one statement, a data-modifying CTE: this is the webhook acknowledgement's path, where each
-    round trip counts. Elsewhere it is the insert and then `enqueue`."""
+    round trip counts. Elsewhere it is the insert and then `enqueue`. `only_if` is a condition
+    (built once, its values bound from `only_if_values`) the insert also requires, checked in
+    the same statement; None is then also the answer when it did not hold."""
     if session.get_bind().dialect.name != "postgresql":
-        row_id = await insert_ignore(session, table, values, conflict_columns=conflict_columns)
+        row_id = await insert_ignore(
+            session,
+            table,
+            values,
+            conflict_columns=conflict_columns,
+            only_if=only_if,
+            only_if_values=only_if_values,
+        )
         if row_id is not None:
             enqueue(session, kind=kind, payload={ref: row_id}, account_id=account_id)
         return row_id
-    statement = _insert_and_enqueue_statement(table, tuple(values), conflict_columns, kind, ref)
+    statement = _insert_and_enqueue_statement(
+        table, tuple(values), conflict_columns, kind, ref, only_if
+    )
     now = utcnow()
-    payload = await session.scalar(statement, {**values, "job_account_id": account_id, "now": now})
+    params = {**values, **(only_if_values or {}), "job_account_id": account_id, "now": now}
+    payload = await session.scalar(statement, params)
     if payload is None:
         return None
     session.info["outbox_written"] = True
@@ -135,15 +151,24 @@ _STATEMENTS: dict[tuple[Any, ...], Insert] = {}
 
 
 def _insert_and_enqueue_statement(
-    table: Table, columns: tuple[str, ...], conflict: tuple[str, ...], kind: str, ref: str
+    table: Table,
+    columns: tuple[str, ...],
+    conflict: tuple[str, ...],
+    kind: str,
+    ref: str,
+    only_if: ColumnElement[bool] | None,
 ) -> Insert:
-    key = (table.name, columns, conflict, kind, ref)
+    key = (table.name, columns, conflict, kind, ref, only_if)
     statement = _STATEMENTS.get(key)
     if statement is None:
+        row = postgresql.insert(table)
+        row = (
+            row.values({name: bindparam(name) for name in columns})
+            if only_if is None
+            else row.from_select(list(columns), typed_row(table, columns).where(only_if))
+        )
         stored = (
-            postgresql.insert(table)
-            .values({name: bindparam(name) for name in columns})
-            .on_conflict_do_nothing(index_elements=list(conflict))
+            row.on_conflict_do_nothing(index_elements=list(conflict))
             .returning(table.c.id)
             .cte("stored")
         )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, update
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rapport.db import outbox
@@ -71,8 +71,13 @@ async def store_inbound(
     body: bytes,
     content_type: str,
     meta: dict[str, Any] | None = None,
+    if_unchanged: bool = False,
 ) -> bool:
-    """Keep a verified provider call and queue its processing. False when it was a redelivery."""
+    """Keep a verified provider call and queue its processing. False when it was a redelivery.
+
+    `if_unchanged`: store only while the inbox is still active with the settings the call was
+    verified against (`inbox` may be a copy remembered from earlier: `queries.inbox_memory`),
+    checked in the insert itself; False is then also the answer when it changed."""
     inbound_id = await outbox.insert_and_enqueue(
         session,
         InboundEvent.__table__,  # type: ignore[arg-type]
@@ -91,8 +96,25 @@ async def store_inbound(
         kind=PROCESS_INBOUND_JOB,
         ref="inbound_event_id",
         account_id=inbox.account_id,
+        only_if=_INBOX_UNCHANGED if if_unchanged else None,
+        only_if_values={"inbox_id_as_read": inbox.id, "config_as_read": inbox.config_encrypted}
+        if if_unchanged
+        else None,
     )
     return inbound_id is not None
+
+
+_INBOXES: Table = cast(Table, Inbox.__table__)
+_INBOX_UNCHANGED = (
+    select(_INBOXES.c.id)
+    .where(
+        _INBOXES.c.id == bindparam("inbox_id_as_read", type_=_INBOXES.c.id.type),
+        _INBOXES.c.is_active.is_(True),
+        _INBOXES.c.config_encrypted
+        == bindparam("config_as_read", type_=_INBOXES.c.config_encrypted.type),
+    )
+    .exists()
+)
 
 
 # Built once, values bound: the worker runs it for every payload and SQLAlchemy reuses its

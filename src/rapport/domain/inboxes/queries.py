@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 from sqlalchemy import select
@@ -32,6 +33,35 @@ async def inbox_for_hook(session: AsyncSession, *, inbox_id: int, channel: str) 
     if inbox is None or inbox.channel != channel or not inbox.is_active:
         raise NotFound("inbox")
     return inbox
+
+
+# Provider calls name their inbox on every request. A process remembers the inboxes it has read
+# for them (one memory per database, as tests and tools open several in one process), and a
+# call verified against a remembered inbox is stored with `store_inbound(if_unchanged=True)`:
+# the insert itself requires the row to be still active with the same settings (a changed
+# secret is a new ciphertext: Fernet never repeats one), so a remembered copy is never trusted
+# past a change, with no message between processes. `web/routes/hooks.py` reads the inbox
+# again whenever a call was not stored or was refused against a remembered copy.
+_MEMORY: weakref.WeakKeyDictionary[Any, dict[int, Inbox]] = weakref.WeakKeyDictionary()
+MEMORY_MAX_INBOXES = 10_000
+
+
+def inbox_memory(engine: Any) -> dict[int, Inbox]:
+    """This process's remembered inboxes for provider calls on `engine`, by id."""
+    memory = _MEMORY.get(engine)
+    if memory is None or len(memory) > MEMORY_MAX_INBOXES:
+        memory = _MEMORY[engine] = {}
+    return memory
+
+
+def same_settings(a: Inbox, b: Inbox) -> bool:
+    """Whether two reads of an inbox verify and store provider calls alike."""
+    return (a.id, a.channel, a.is_active, a.config_encrypted) == (
+        b.id,
+        b.channel,
+        b.is_active,
+        b.config_encrypted,
+    )
 
 
 async def inbox_by_public_token(session: AsyncSession, token: str) -> Inbox:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
@@ -23,7 +22,7 @@ from rapport.domain import events
 from rapport.domain.errors import NotFound
 from rapport.domain.inboxes.actions import store_inbound
 from rapport.domain.inboxes.models import Inbox
-from rapport.domain.inboxes.queries import inbox_for_hook
+from rapport.domain.inboxes.queries import inbox_for_hook, inbox_memory, same_settings
 from rapport.services import Services
 
 MAX_WEBHOOK_BYTES = 5 * 1024 * 1024
@@ -68,13 +67,6 @@ def _verified_key(adapter: Channel[Any], raw: RawRequest, config: Any) -> str | 
         return PlainTextResponse(str(exc), status_code=422)
 
 
-async def _store(session: AsyncSession, inbox: Inbox, key: str, raw: RawRequest) -> None:
-    await store_inbound(
-        session, inbox=inbox, dedupe_key=key, body=raw.body, content_type=raw.content_type
-    )
-    await events.commit(session)
-
-
 def _services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
@@ -101,28 +93,60 @@ async def receive(request: Request) -> Response:
         return PlainTextResponse("payload too large", status_code=413)
     adapter = _adapter(channel)
     raw = await _raw(request)
-    if services.db.is_sqlite:
-        # SQLite's writing sessions take the write lock at their first statement (BEGIN
-        # IMMEDIATE): find the inbox and check the signature before taking it, so unsigned
-        # calls never queue in front of real writes.
-        async with services.read_session() as session:
-            inbox = await inbox_for_hook(session, inbox_id=inbox_id, channel=channel)
+    # The inbox as this process remembers it, or read now. The signature is checked before any
+    # write (on SQLite the write lock is taken at the session's first statement, so unsigned
+    # calls never queue in front of real writes), and the insert requires the inbox to be
+    # unchanged since it was read (`store_inbound(if_unchanged=True)`).
+    memory = inbox_memory(services.db.engine)
+    inbox = memory.get(inbox_id)
+    fresh = inbox is None or inbox.channel != channel
+    if fresh:
+        inbox = await _read_inbox(services, memory, inbox_id, channel)
+    assert inbox is not None
+    for _attempt in range(3):
         config = inbox_adapter(inbox, services.box)[1]
         key = _verified_key(adapter, raw, config)
         if isinstance(key, Response):
-            return key
-        async with services.session() as session:
-            await _store(session, inbox, key, raw)
-    else:
-        # One transaction for the lookup and the insert: a pool checkout (and its ping), a
-        # BEGIN and a ROLLBACK fewer per call. A refused call leaves having written nothing.
-        async with services.session() as session:
-            inbox = await inbox_for_hook(session, inbox_id=inbox_id, channel=channel)
-            config = inbox_adapter(inbox, services.box)[1]
-            key = _verified_key(adapter, raw, config)
-            if isinstance(key, Response):
+            if fresh:
                 return key
-            await _store(session, inbox, key, raw)
+        elif await _store(services, inbox, key, raw):
+            return _ack(adapter, raw, config)
+        # Refused against a remembered copy, or not stored: a redelivery, or the inbox changed
+        # since it was read. Read it again; unchanged, the answer stands.
+        current = await _read_inbox(services, memory, inbox_id, channel)
+        if same_settings(current, inbox):
+            return key if isinstance(key, Response) else _ack(adapter, raw, config)
+        inbox, fresh = current, True
+    # Changed under every attempt: the provider retries later.
+    return PlainTextResponse("busy, retry", status_code=503, headers={"Retry-After": "1"})
+
+
+async def _read_inbox(
+    services: Services, memory: dict[int, Inbox], inbox_id: int, channel: str
+) -> Inbox:
+    """The inbox from the database (NotFound unless active on this channel), remembered."""
+    memory.pop(inbox_id, None)
+    async with services.read_session() as session:
+        inbox = await inbox_for_hook(session, inbox_id=inbox_id, channel=channel)
+    memory[inbox_id] = inbox
+    return inbox
+
+
+async def _store(services: Services, inbox: Inbox, key: str, raw: RawRequest) -> bool:
+    async with services.session() as session:
+        stored = await store_inbound(
+            session,
+            inbox=inbox,
+            dedupe_key=key,
+            body=raw.body,
+            content_type=raw.content_type,
+            if_unchanged=True,
+        )
+        await events.commit(session)
+    return stored
+
+
+def _ack(adapter: Channel[Any], raw: RawRequest, config: Any) -> Response:
     ack = adapter.ack(raw, config)
     return Response(ack.body, status_code=ack.status_code, media_type=ack.content_type)
 
