@@ -108,6 +108,16 @@ def _ping_after_idle(engine: AsyncEngine) -> None:
             raise DisconnectionError(str(exc)) from exc
 
 
+async def one_statement_alone(session: AsyncSession) -> None:
+    """Declare that this session's work is a single statement: on PostgreSQL it then runs
+    without a transaction around it (one statement is atomic by itself, and BEGIN and COMMIT
+    would be two more round trips). SQLite keeps its IMMEDIATE transaction, which serialises
+    writers. Call it before the statement; anything the session runs after it also commits
+    on its own, so it is only for sessions that run exactly one."""
+    if session.get_bind().dialect.name == "postgresql" and not session.in_transaction():
+        await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+
+
 def create_engine(database_url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEngine:
     url = make_url(async_database_url(database_url))
     if url.get_backend_name() == "sqlite":

@@ -39,6 +39,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.sql.elements import ColumnElement
 
 from rapport.db.base import Base, BigId, JsonDoc
+from rapport.db.engine import one_statement_alone
 from rapport.db.helpers import insert_ignore, typed_row
 from rapport.db.types import UTCDateTime
 from rapport.lib.clock import utcnow
@@ -205,8 +206,7 @@ async def claim(
     poll) and its subquery locks with SKIP LOCKED, so concurrent workers never take the same
     row. SQLite keeps its IMMEDIATE transaction, which serialises the claim against writers."""
     postgres = session.get_bind().dialect.name == "postgresql"
-    if postgres and not session.in_transaction():
-        await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    await one_statement_alone(session)
     now = utcnow()
     rows = await session.execute(
         _claim_statement(postgres),

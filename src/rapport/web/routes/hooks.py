@@ -18,6 +18,7 @@ from starlette.routing import Route
 
 from rapport.channels.base import BadPayload, Channel, RawRequest, VerificationFailed
 from rapport.channels.registry import adapter_for, inbox_adapter
+from rapport.db.engine import one_statement_alone
 from rapport.domain import events
 from rapport.domain.errors import NotFound
 from rapport.domain.inboxes.actions import store_inbound
@@ -134,6 +135,8 @@ async def _read_inbox(
 
 async def _store(services: Services, inbox: Inbox, key: str, raw: RawRequest) -> bool:
     async with services.session() as session:
+        # On PostgreSQL the payload and its job are one statement (`outbox.insert_and_enqueue`).
+        await one_statement_alone(session)
         stored = await store_inbound(
             session,
             inbox=inbox,
