@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from rapport.db import sqlite_driver
@@ -143,3 +143,70 @@ async def test_an_unopenable_database_fails_cleanly(tmp_path: Path):
         async with engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
     await engine.dispose()
+
+
+async def test_writers_in_one_process_queue_without_sqlites_busy_handler(url):
+    """A second writer starts when the first commits: it never meets SQLite's lock, so it
+    works even with SQLite's own busy timeout at zero (which would refuse it at once)."""
+    database = open_database(url)
+    await _table(database.engine)
+
+    @event.listens_for(database.engine.sync_engine, "connect")
+    def _no_busy_wait(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA busy_timeout=0")
+        cursor.close()
+
+    await database.engine.dispose()  # connect again, with the listener
+    first_holds = asyncio.Event()
+    order: list[str] = []
+
+    async def first() -> None:
+        async with database.session() as session:
+            await session.execute(text("INSERT INTO t (v) VALUES ('first')"))
+            first_holds.set()
+            await asyncio.sleep(0.2)  # hold the write lock a while
+            order.append("first commits")
+            await session.commit()
+
+    async def second() -> None:
+        await first_holds.wait()
+        async with database.session() as session:
+            await session.execute(text("INSERT INTO t (v) VALUES ('second')"))
+            order.append("second wrote")
+            await session.commit()
+
+    await asyncio.gather(first(), second())
+    assert order == ["first commits", "second wrote"]
+    async with database.read_session() as session:
+        assert (await session.execute(text("SELECT count(*) FROM t"))).scalar() == 2
+    await database.dispose()
+
+
+async def test_a_writer_that_waits_past_the_busy_timeout_fails_as_sqlite_would(tmp_path):
+    url = f"sqlite:///{tmp_path / 'slow.db'}"
+    database = open_database(url)
+    await _table(database.engine)
+    connection = await sqlite_driver.ThreadedConnection().open(
+        str(tmp_path / "slow.db"), timeout=0.2
+    )
+    held = asyncio.Event()
+
+    async def hold() -> None:
+        async with database.session() as session:
+            await session.execute(text("INSERT INTO t (v) VALUES ('held')"))
+            held.set()
+            await asyncio.sleep(0.6)
+            await session.commit()
+
+    holder = asyncio.create_task(hold())
+    await held.wait()
+    started = time.monotonic()
+    with pytest.raises(sqlite3.OperationalError, match="database is locked"):
+        await connection.queue_to_write("BEGIN IMMEDIATE")
+    assert time.monotonic() - started < 0.5  # gave up at its own timeout
+    await holder
+    await connection.queue_to_write("BEGIN IMMEDIATE")  # free again once the holder committed
+    await connection.rollback()
+    await connection.close()
+    await database.dispose()
