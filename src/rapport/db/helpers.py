@@ -23,21 +23,42 @@ async def insert_ignore(
 ) -> int | None:
     """INSERT ... ON CONFLICT DO NOTHING RETURNING id: the new id, or None when it existed.
 
-    `only_if` is a condition the row is inserted under, in the same statement (its bound
-    values in `only_if_values`); None is then also the answer when it did not hold."""
+    `only_if` is a condition the row is inserted under, in the same statement (built once,
+    its bound values in `only_if_values`); None is then also the answer when it did not hold.
+    The statement is built once per shape, with the values bound."""
     dialect = session.get_bind().dialect.name
-    builder = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    if only_if is None:
-        insert = builder(table).values(**values)
-    else:
-        insert = builder(table).from_select(list(values), typed_row(table, values).where(only_if))
-        values = {**values, **(only_if_values or {})}
-    stmt = insert.on_conflict_do_nothing(
-        index_elements=list(conflict_columns), index_where=conflict_where
-    ).returning(table.c.id)
-    result = await session.execute(stmt, values if only_if is not None else None)
+    statement = _insert_ignore_statement(
+        dialect, table, tuple(values), tuple(conflict_columns), conflict_where, only_if
+    )
+    result = await session.execute(statement, {**values, **(only_if_values or {})})
     row = result.first()
     return int(row[0]) if row else None
+
+
+_INSERT_IGNORE: dict[tuple[Any, ...], Any] = {}
+
+
+def _insert_ignore_statement(
+    dialect: str,
+    table: Table,
+    columns: tuple[str, ...],
+    conflict: tuple[str, ...],
+    conflict_where: ColumnElement[bool] | None,
+    only_if: ColumnElement[bool] | None,
+) -> Any:
+    key = (dialect, table.name, columns, conflict, conflict_where, only_if)
+    statement = _INSERT_IGNORE.get(key)
+    if statement is None:
+        builder = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        insert = (
+            builder(table).values({name: bindparam(name) for name in columns})
+            if only_if is None
+            else builder(table).from_select(list(columns), typed_row(table, columns).where(only_if))
+        )
+        statement = _INSERT_IGNORE[key] = insert.on_conflict_do_nothing(
+            index_elements=list(conflict), index_where=conflict_where
+        ).returning(table.c.id)
+    return statement
 
 
 def typed_row(table: Table, columns: Iterable[str]) -> Select[Any]:

@@ -133,8 +133,13 @@ async def insert_and_enqueue(
             only_if=only_if,
             only_if_values=only_if_values,
         )
-        if row_id is not None:
-            enqueue(session, kind=kind, payload={ref: row_id}, account_id=account_id)
+        if row_id is not None:  # the job as a Core statement too: nothing reads it back here
+            now = utcnow()
+            await session.execute(
+                _ENQUEUE,
+                {"account_id": account_id, "kind": kind, "payload": {ref: row_id}, "now": now},
+            )
+            session.info["outbox_written"] = True
         return row_id
     statement = _insert_and_enqueue_statement(
         table, tuple(values), conflict_columns, kind, ref, only_if
@@ -149,6 +154,16 @@ async def insert_and_enqueue(
 
 
 _STATEMENTS: dict[tuple[Any, ...], Insert] = {}
+_JOBS: Table = OutboxJob.__table__  # type: ignore[assignment]
+# A job queued with a stored row on SQLite (`insert_and_enqueue`), built once.
+_ENQUEUE = insert(_JOBS).values(
+    account_id=bindparam("account_id"),
+    kind=bindparam("kind"),
+    payload=bindparam("payload"),
+    available_at=bindparam("now"),
+    attempts=0,
+    created_at=bindparam("now"),
+)
 
 
 def _insert_and_enqueue_statement(
@@ -256,7 +271,6 @@ def _claim_statement(postgres: bool) -> Update:
 
 # Built once, values bound: every finished job runs one of these, and SQLAlchemy reuses their
 # compiled form. Core statements: a job is finished by id, never through a loaded ORM object.
-_JOBS: Table = OutboxJob.__table__  # type: ignore[assignment]
 _COMPLETE = delete(_JOBS).where(_JOBS.c.id == bindparam("job_id"))
 _COMPLETE_ALL = delete(_JOBS).where(_JOBS.c.id.in_(bindparam("job_ids", expanding=True)))
 
