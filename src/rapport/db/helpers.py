@@ -8,6 +8,9 @@ from typing import Any
 from sqlalchemy import Select, Table, bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 from sqlalchemy.sql.elements import ColumnElement
 
 
@@ -43,3 +46,28 @@ async def insert_ignore(
 def typed_row(table: Table, columns: Iterable[str]) -> Select[Any]:
     """SELECT :a, :b, ... with each parameter typed as its column, for INSERT ... SELECT."""
     return select(*(bindparam(name, type_=table.c[name].type) for name in columns))
+
+
+def table_of(model: type[Any]) -> Table:
+    """A mapped class's table, for Core statements that skip the ORM's loading and flushing."""
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
+
+
+def sync_loaded(
+    session: AsyncSession, model: type[Any], ident: int, values: dict[str, Any]
+) -> None:
+    """After a Core UPDATE of one row: the session's loaded object of that row, if it holds one,
+    takes the written values as its committed state (as an ORM flush would have left it)."""
+    loaded = session.identity_map.get(identity_key(model, ident))
+    if loaded is not None:
+        for name, value in values.items():
+            set_committed_value(loaded, name, value)
+
+
+def add_persistent(session: AsyncSession, obj: object) -> None:
+    """Put an object whose row a Core INSERT just wrote (every column set, primary key
+    included) into the session's identity map, as if the ORM had flushed it."""
+    make_transient_to_detached(obj)
+    session.add(obj)
