@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import Select, Table, bindparam, select
+from sqlalchemy import Insert, Select, Table, bindparam, select
+from sqlalchemy import insert as core_insert
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 from sqlalchemy.sql.elements import ColumnElement
+
+from rapport.db.base import Base
 
 
 async def insert_ignore(
@@ -66,8 +69,25 @@ def sync_loaded(
             set_committed_value(loaded, name, value)
 
 
-def add_persistent(session: AsyncSession, obj: object) -> None:
-    """Put an object whose row a Core INSERT just wrote (every column set, primary key
-    included) into the session's identity map, as if the ORM had flushed it."""
+_Row = TypeVar("_Row", bound=Base)
+_INSERTS: dict[type[Any], tuple[Insert, frozenset[str]]] = {}
+
+
+async def insert_object(session: AsyncSession, model: type[_Row], values: dict[str, Any]) -> _Row:
+    """INSERT one row with a Core statement (no unit-of-work flush) and return its object, in
+    the session's identity map as if the ORM had flushed it. `values` names every column but
+    the generated id, so the object never has to load one (async sessions cannot)."""
+    if model not in _INSERTS:
+        table = table_of(model)
+        _INSERTS[model] = (
+            core_insert(table).returning(table.c.id),
+            frozenset(table.c.keys()) - {"id"},
+        )
+    statement, columns = _INSERTS[model]
+    if values.keys() != columns:
+        raise ValueError(f"{model.__name__}: give exactly {sorted(columns)}")
+    new_id = (await session.execute(statement, values)).scalar_one()
+    obj = model(id=new_id, **values)
     make_transient_to_detached(obj)
     session.add(obj)
+    return obj

@@ -7,12 +7,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import Select, bindparam, insert, select, update
+from sqlalchemy import Select, bindparam, select, update
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rapport.db import outbox
-from rapport.db.helpers import add_persistent, sync_loaded, table_of
+from rapport.db.helpers import insert_object, sync_loaded, table_of
 from rapport.domain import events
 from rapport.domain.accounts.models import Account, JoinPolicy
 from rapport.domain.agents.models import Team, User
@@ -119,6 +119,7 @@ async def receive_message(
         contact_id=sender.contact_id,
         inbound=inbound,
         now=now,
+        new_contact=sender.created,
     )
     message = await _insert_message(
         session,
@@ -172,8 +173,7 @@ async def _insert_message(
     inbound: InboundMessage,
     now: datetime,
 ) -> Message:
-    """Write a customer's message with one Core INSERT (no unit-of-work flush) and hand back
-    its object, already in the session as if the ORM had written it."""
+    """Write a customer's message with one Core INSERT (no unit-of-work flush)."""
     values: dict[str, object] = {
         "account_id": account_id,
         "conversation_id": conversation_id,
@@ -194,10 +194,7 @@ async def _insert_message(
         "outbox_job_id": None,
         "created_at": now,
     }
-    message_id = (await session.execute(_INSERT_MESSAGE, values)).scalar_one()
-    message = Message(id=message_id, **values)
-    add_persistent(session, message)
-    return message
+    return await insert_object(session, Message, values)
 
 
 def _message_payload(inbound: InboundMessage) -> dict[str, object]:
@@ -285,7 +282,6 @@ _MESSAGE_ID_BY_PROVIDER_ID = select(_MESSAGES.c.id, _MESSAGES.c.conversation_id)
     _MESSAGES.c.inbox_id == bindparam("inbox_id"),
     _MESSAGES.c.provider_id == bindparam("provider_id"),
 )
-_INSERT_MESSAGE = insert(_MESSAGES).returning(_MESSAGES.c.id)
 _TOUCH_CONVERSATION = (
     update(_CONVERSATIONS)
     .where(_CONVERSATIONS.c.id == bindparam("conversation_id"))
@@ -322,12 +318,22 @@ async def _conversation_for(
     contact_id: int,
     inbound: InboundMessage,
     now: datetime,
+    new_contact: bool = False,
 ) -> Conversation:
-    """The conversation a message joins: threaded, named by token, by subject, open, or new."""
+    """The conversation a message joins: threaded, named by token, by subject, open, or new.
+
+    A contact created for this message has no conversation yet: only a conversation named by
+    token is looked for."""
     conversation = await _named_or_threaded(
-        session, account=account, inbox=inbox, contact_id=contact_id, inbound=inbound, now=now
+        session,
+        account=account,
+        inbox=inbox,
+        contact_id=contact_id,
+        inbound=inbound,
+        now=now,
+        new_contact=new_contact,
     )
-    if conversation is None:
+    if conversation is None and not new_contact:
         conversation = await _open_conversation(
             session, account=account, inbox=inbox, contact_id=contact_id, now=now
         )
@@ -365,6 +371,7 @@ async def _named_or_threaded(
     contact_id: int,
     inbound: InboundMessage,
     now: datetime,
+    new_contact: bool = False,
 ) -> Conversation | None:
     """Threading that neither splits nor mixes conversations, strongest evidence first.
 
@@ -374,16 +381,17 @@ async def _named_or_threaded(
     3. The sender's recent conversation with the same subject (email clients that drop the
        references keep the subject).
     """
-    threaded = await _by_references(
-        session, account=account, contact_id=contact_id, inbound=inbound
-    )
-    if threaded is not None:
-        return threaded
+    if not new_contact:
+        threaded = await _by_references(
+            session, account=account, contact_id=contact_id, inbound=inbound
+        )
+        if threaded is not None:
+            return threaded
     if inbound.conversation_id is not None:
         named = await session.get(Conversation, inbound.conversation_id)
         if named is not None and named.account_id == account.id:
             return await follow_merges(session, named)
-    if inbound.subject:
+    if inbound.subject and not new_contact:
         by_subject = await _by_subject(
             session,
             account=account,
@@ -495,20 +503,29 @@ async def _start_conversation(
 ) -> Conversation:
     """A new open conversation; `incoming_at` when a customer's message starts it, so that
     marking the message's arrival afterwards (`_touch_on_incoming`) changes nothing."""
-    conversation = Conversation(
-        account_id=account.id,
-        contact_id=contact_id,
-        inbox_id=inbox.id,
-        channel=inbox.channel,
-        status=Status.open,
-        team_id=inbox.team_id,
-        subject=(subject or "")[:500],
+    now = utcnow()
+    conversation = await insert_object(
+        session,
+        Conversation,
+        {
+            "account_id": account.id,
+            "contact_id": contact_id,
+            "inbox_id": inbox.id,
+            "channel": inbox.channel,
+            "status": Status.open,
+            "assignee_id": None,
+            "team_id": inbox.team_id,
+            "subject": (subject or "")[:500],
+            "priority": 0,
+            "snoozed_until": None,
+            "created_at": now,
+            "last_activity_at": incoming_at or now,
+            "last_incoming_at": incoming_at,
+            "first_reply_at": None,
+            "resolved_at": None,
+            "merged_into_id": None,
+        },
     )
-    if incoming_at is not None:
-        conversation.last_activity_at = incoming_at
-        conversation.last_incoming_at = incoming_at
-    session.add(conversation)
-    await session.flush()
     events.record(
         session,
         account_id=account.id,
