@@ -82,6 +82,16 @@ async def test_objects_the_session_holds_see_what_receiving_wrote(services, fact
         # The message is in the session as a stored row: nothing left to write or to load.
         assert await session.get(Message, received.message.id) is received.message
         assert not session.dirty and not session.new
+        # Seen again, with nothing to upgrade.
+        again = await actions.receive_message(
+            session,
+            account=await session.get(Account, account.id),
+            inbox=await session.get(Inbox, inbox.id),
+            inbound=_inbound("third", verification=Verification.verified),
+        )
+        assert again is not None
+        assert identity.last_seen_at >= again.message.created_at
+        assert contact.last_activity_at == again.message.created_at
         await events.commit(session)
     async with services.read_session() as session:
         stored_contact = await session.get(Contact, contact.id)

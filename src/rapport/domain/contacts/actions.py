@@ -382,10 +382,11 @@ async def _attach(
             _synced_identity(session, identity.id, now, claim.verification)
         else:
             seen.append(identity.id)
-    if len(seen) == 1:
-        await session.execute(_SEEN_ONE, {"identity_id": seen[0], "now": now})
-    elif seen:
-        await session.execute(_SEEN, {"ids": seen, "now": now})
+    if seen:
+        if len(seen) == 1:
+            await session.execute(_SEEN_ONE, {"identity_id": seen[0], "now": now})
+        else:
+            await session.execute(_SEEN, {"ids": seen, "now": now})
         for identity_id in seen:
             _synced_identity(session, identity_id, now)
     if new:
