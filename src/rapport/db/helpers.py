@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import Select, Table, bindparam, select
+from sqlalchemy import Insert, Select, Table, bindparam, select
+from sqlalchemy import insert as core_insert
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 from sqlalchemy.sql.elements import ColumnElement
+
+from rapport.db.base import Base
 
 
 async def insert_ignore(
@@ -64,3 +70,45 @@ def _insert_ignore_statement(
 def typed_row(table: Table, columns: Iterable[str]) -> Select[Any]:
     """SELECT :a, :b, ... with each parameter typed as its column, for INSERT ... SELECT."""
     return select(*(bindparam(name, type_=table.c[name].type) for name in columns))
+
+
+def table_of(model: type[Any]) -> Table:
+    """A mapped class's table, for Core statements that skip the ORM's loading and flushing."""
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
+
+
+def sync_loaded(
+    session: AsyncSession, model: type[Any], ident: int, values: dict[str, Any]
+) -> None:
+    """After a Core UPDATE of one row: the session's loaded object of that row, if it holds one,
+    takes the written values as its committed state (as an ORM flush would have left it)."""
+    loaded = session.identity_map.get(identity_key(model, ident))
+    if loaded is not None:
+        for name, value in values.items():
+            set_committed_value(loaded, name, value)
+
+
+_Row = TypeVar("_Row", bound=Base)
+_INSERTS: dict[type[Any], tuple[Insert, frozenset[str]]] = {}
+
+
+async def insert_object(session: AsyncSession, model: type[_Row], values: dict[str, Any]) -> _Row:
+    """INSERT one row with a Core statement (no unit-of-work flush) and return its object, in
+    the session's identity map as if the ORM had flushed it. `values` names every column but
+    the generated id, so the object never has to load one (async sessions cannot)."""
+    if model not in _INSERTS:
+        table = table_of(model)
+        _INSERTS[model] = (
+            core_insert(table).returning(table.c.id),
+            frozenset(table.c.keys()) - {"id"},
+        )
+    statement, columns = _INSERTS[model]
+    if values.keys() != columns:
+        raise ValueError(f"{model.__name__}: give exactly {sorted(columns)}")
+    new_id = (await session.execute(statement, values)).scalar_one()
+    obj = model(id=new_id, **values)
+    make_transient_to_detached(obj)
+    session.add(obj)
+    return obj

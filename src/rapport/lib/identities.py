@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import unicodedata
+from functools import lru_cache
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
@@ -12,6 +13,12 @@ class InvalidIdentity(ValueError):
     """The value cannot be an address of that kind."""
 
 
+# Pure functions, called for every incoming message, mostly with senders seen before: parsing a
+# number or an address costs far more than looking it up. A refused value raises every time.
+_REMEMBERED = 8192
+
+
+@lru_cache(maxsize=_REMEMBERED)
 def normalise_phone(value: str, default_region: str | None = None) -> str:
     """E.164 (+14155550100) from what people and providers write, using the account's region."""
     raw = value.strip()
@@ -45,6 +52,7 @@ def _bare_international(raw: str) -> bool:
     return raw.isdigit() and len(raw) >= 8 and not raw.startswith("0")
 
 
+@lru_cache(maxsize=_REMEMBERED)
 def normalise_email(value: str) -> str:
     """Trimmed, NFC, domain lower-cased; the local part is case-folded as every major provider does.
 

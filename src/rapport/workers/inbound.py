@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import mimetypes
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import structlog
 from sqlalchemy import bindparam, select
@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from rapport.channels.base import BadPayload, Channel, SendContext
 from rapport.channels.registry import inbox_adapter
 from rapport.db import outbox
+from rapport.db.helpers import table_of
 from rapport.db.outbox import ClaimedJob
 from rapport.domain import events
 from rapport.domain.accounts.models import Account
@@ -101,8 +102,49 @@ async def _load(
     return row[0], row[1], row[2]
 
 
+class _Payload(NamedTuple):
+    """What a batch reads of a stored payload: a plain row, not a loaded object."""
+
+    id: int
+    inbox_id: int
+    account_id: int
+    status: str
+    body: bytes
+    content_type: str
+
+
+_INBOUND = table_of(InboundEvent)
+_PAYLOAD = select(
+    _INBOUND.c.id,
+    _INBOUND.c.inbox_id,
+    _INBOUND.c.account_id,
+    _INBOUND.c.status,
+    _INBOUND.c.body,
+    _INBOUND.c.content_type,
+).where(_INBOUND.c.id == bindparam("inbound_id"))
+
+
+async def _load_in_batch(
+    session: AsyncSession, inbound_id: int, inboxes: dict[int, tuple[Inbox, Account]]
+) -> tuple[InboundEvent | _Payload, Inbox, Account] | None:
+    """`_load` for a batch, whose payloads mostly share one inbox: a payload of an inbox the
+    batch has loaded already (`inboxes`, which also keeps those objects in the session) is
+    read as a plain row; otherwise the one statement loads all three."""
+    if inboxes:
+        row = (await session.execute(_PAYLOAD, {"inbound_id": inbound_id})).first()
+        if row is None or row.status == "processed":
+            return None
+        payload = _Payload(*row)
+        if payload.inbox_id in inboxes:
+            return payload, *inboxes[payload.inbox_id]
+    loaded = await _load(session, inbound_id)
+    if loaded is not None:
+        inboxes[loaded[1].id] = (loaded[1], loaded[2])
+    return loaded
+
+
 def _parse(
-    services: Services, inbound: InboundEvent, inbox: Inbox
+    services: Services, inbound: InboundEvent | _Payload, inbox: Inbox
 ) -> tuple[Channel[Any], Any, list[Parsed]]:
     """The adapter's pure parse of a stored payload, with the adapter and its config."""
     adapter, config = inbox_adapter(inbox, services.box)
@@ -227,7 +269,8 @@ async def process_inbound_batch(services: Services, jobs: Sequence[ClaimedJob]) 
     """
     try:
         async with services.session() as session:
-            applied = [await _apply_in_batch(services, session, job) for job in jobs]
+            inboxes: dict[int, tuple[Inbox, Account]] = {}
+            applied = [await _apply_in_batch(services, session, job, inboxes) for job in jobs]
             await inbox_actions.mark_inbound_processed(
                 session, inbound_ids=[i for i in applied if i is not None]
             )
@@ -239,9 +282,14 @@ async def process_inbound_batch(services: Services, jobs: Sequence[ClaimedJob]) 
     return True
 
 
-async def _apply_in_batch(services: Services, session: AsyncSession, job: ClaimedJob) -> int | None:
+async def _apply_in_batch(
+    services: Services,
+    session: AsyncSession,
+    job: ClaimedJob,
+    inboxes: dict[int, tuple[Inbox, Account]],
+) -> int | None:
     """Apply one payload of a batch; its id, or None when it was done already."""
-    loaded = await _load(session, int(job.payload["inbound_event_id"]))
+    loaded = await _load_in_batch(session, int(job.payload["inbound_event_id"]), inboxes)
     if loaded is None:
         return None
     inbound, inbox, account = loaded

@@ -8,11 +8,12 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, select, tuple_, update
+from sqlalchemy import bindparam, case, delete, func, insert, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rapport.db import outbox
+from rapport.db.helpers import insert_object, sync_loaded, table_of
 from rapport.domain import events
 from rapport.domain.accounts.models import Account
 from rapport.domain.agents.models import User
@@ -47,7 +48,7 @@ _STRENGTH = {
 }
 
 
-def _may_join(claim: IdentityClaim, existing: Identity) -> bool:
+def _may_join(claim: IdentityClaim, existing: _Known) -> bool:
     """A typed claim never joins a contact that holds the identity with proof."""
     if claim.verification in TRUSTED_VERIFICATIONS:
         return True
@@ -62,21 +63,79 @@ class ResolvedContact:
     conflicts: tuple[tuple[IdentityClaim, int], ...] = ()
 
 
+@dataclass(frozen=True)
+class ResolvedSender:
+    """What receiving a message needs of its sender's contact: the id, no loaded object."""
+
+    contact_id: int
+    created: bool
+    conflicts: tuple[tuple[IdentityClaim, int], ...] = ()
+
+
+@dataclass(frozen=True)
+class _Known:
+    """What resolving reads of a stored identity (a plain row, not a loaded object)."""
+
+    id: int
+    contact_id: int
+    kind: str
+    value: str
+    verification: str
+
+
+@dataclass(frozen=True)
+class _Found:
+    contact_id: int
+    # Loaded when the caller wants the contact (`resolve_contact`) or it was just created.
+    contact: Contact | None
+    created: bool
+    conflicts: tuple[tuple[IdentityClaim, int], ...]
+
+
 async def resolve_contact(
     session: AsyncSession,
     *,
     account: Account,
     claims: Sequence[IdentityClaim],
     name: str = "",
-    active_at: datetime | None = None,
 ) -> ResolvedContact:
     """Find the contact these identities belong to, creating or linking as needed.
 
     A contact found is locked until commit (a row lock on PostgreSQL; SQLite serialises
     writers anyway), so two messages of one customer arriving together cannot both start a
-    conversation. `active_at` (a message's time) marks the contact active then, in the
-    statement that locks or creates it, so the caller marking that activity afterwards
-    changes nothing and no UPDATE of the contact follows."""
+    conversation."""
+    found = await _resolve_claims(session, account=account, claims=claims, name=name)
+    assert found.contact is not None
+    return ResolvedContact(found.contact, found.created, found.conflicts)
+
+
+async def resolve_sender(
+    session: AsyncSession,
+    *,
+    account: Account,
+    claims: Sequence[IdentityClaim],
+    name: str,
+    active_at: datetime,
+) -> ResolvedSender:
+    """`resolve_contact` for an incoming message, which needs only the contact's id.
+
+    The contact is marked active at `active_at` (the message's time) by the statement that
+    locks or creates it, so no UPDATE of the contact follows, and a returning contact is not
+    loaded as an object at all."""
+    found = await _resolve_claims(
+        session, account=account, claims=claims, name=name, active_at=active_at
+    )
+    return ResolvedSender(found.contact_id, found.created, found.conflicts)
+
+
+async def _resolve_claims(
+    session: AsyncSession,
+    *,
+    account: Account,
+    claims: Sequence[IdentityClaim],
+    name: str,
+    active_at: datetime | None = None,
+) -> _Found:
     normalised = _dedupe(
         [normalise_claim(c, default_region=account.default_region) for c in claims]
     )
@@ -88,16 +147,16 @@ async def resolve_contact(
     )
     if all((c.kind, c.value) in existing for c in normalised) or _writers_serialised(session):
         # Nothing to insert, or no other writer to collide with: no savepoint (the usual case).
-        resolved = await resolve(existing=existing)
+        found = await resolve(existing=existing)
     else:
         try:
             async with session.begin_nested():
-                resolved = await resolve(existing=existing)
+                found = await resolve(existing=existing)
         except IntegrityError:
             # A concurrent transaction created one of these identities first: resolve again.
-            resolved = await resolve()
-    await _suggest(session, resolved)
-    return resolved
+            found = await resolve()
+    await _suggest(session, account.id, found)
+    return found
 
 
 def _writers_serialised(session: AsyncSession) -> bool:
@@ -106,19 +165,19 @@ def _writers_serialised(session: AsyncSession) -> bool:
     return session.get_bind().dialect.name == "sqlite"
 
 
-async def _suggest(session: AsyncSession, resolved: ResolvedContact) -> None:
+async def _suggest(session: AsyncSession, account_id: int, found: _Found) -> None:
     """Every caller of `resolve_contact` gets this: a refused claim becomes a merge suggestion
     for an agent to review (the takeover guard), and a new contact is compared by name."""
-    contact = resolved.contact
-    if resolved.conflicts:
+    if found.conflicts:
         await suggestions.suggest_from_conflicts(
             session,
-            account_id=contact.account_id,
-            contact_id=contact.id,
-            conflicts=resolved.conflicts,
+            account_id=account_id,
+            contact_id=found.contact_id,
+            conflicts=found.conflicts,
         )
-    if resolved.created:
-        await suggestions.suggest_similar(session, contact=contact)
+    if found.created:
+        assert found.contact is not None
+        await suggestions.suggest_similar(session, contact=found.contact)
 
 
 def _dedupe(claims: list[IdentityClaim]) -> list[IdentityClaim]:
@@ -136,9 +195,9 @@ async def _resolve(
     account: Account,
     claims: list[IdentityClaim],
     name: str,
-    existing: dict[tuple[str, str], Identity] | None = None,
+    existing: dict[tuple[str, str], _Known] | None = None,
     active_at: datetime | None = None,
-) -> ResolvedContact:
+) -> _Found:
     if existing is None:
         existing = await _identities_for(session, account.id, claims)
     contact_id = next(
@@ -155,95 +214,193 @@ async def _resolve(
             session, account_id=account.id, holders=[existing[(c.kind, c.value)] for c in claims]
         )
     created = contact_id is None
+    contact: Contact | None = None
     if contact_id is None:
-        contact = Contact(account_id=account.id, name=name.strip()[:200])
-        if active_at is not None:
-            contact.last_activity_at = active_at
-        session.add(contact)
-        await session.flush()
-    else:
-        found = await _lock_contact(session, contact_id, active_at=active_at)
-        if found is None:
+        contact = await _create_contact(session, account_id=account.id, name=name, at=active_at)
+        contact_id = contact.id
+    elif active_at is None:
+        contact = await session.get(Contact, contact_id, with_for_update=True)
+        if contact is None:
             raise NotFound("contact")
-        contact = found
         if name and not contact.name:
             contact.name = name.strip()[:200]
-    conflicts = await _attach(session, contact=contact, claims=claims, existing=existing)
+    else:
+        await _lock_and_mark_active(session, contact_id, active_at=active_at, name=name)
+    conflicts = await _attach(
+        session, account_id=account.id, contact_id=contact_id, claims=claims, existing=existing
+    )
     if created:
         events.record(
-            session, account_id=account.id, event=events.ContactCreated(contact_id=contact.id)
+            session, account_id=account.id, event=events.ContactCreated(contact_id=contact_id)
         )
-    return ResolvedContact(contact, created, tuple(conflicts))
+    return _Found(contact_id, contact, created, tuple(conflicts))
 
 
-async def _lock_contact(
-    session: AsyncSession, contact_id: int, *, active_at: datetime | None
-) -> Contact | None:
-    """The contact, locked until commit. With `active_at`, locking it and marking its activity
-    are one statement (an UPDATE returning the row) instead of a SELECT ... FOR UPDATE now and
-    an UPDATE at the flush."""
-    if active_at is None:
-        return await session.get(Contact, contact_id, with_for_update=True)
-    found: Contact | None = await session.scalar(
-        _LOCK_AND_MARK_ACTIVE,
-        {"contact_id": contact_id, "active_at": active_at},
-        execution_options={"synchronize_session": False, "populate_existing": True},
+async def _create_contact(
+    session: AsyncSession, *, account_id: int, name: str, at: datetime | None
+) -> Contact:
+    """A new contact, written with one Core INSERT; `at`: active since a message's time."""
+    now = utcnow()
+    return await insert_object(
+        session,
+        Contact,
+        {
+            "account_id": account_id,
+            "name": name.strip()[:200],
+            "company": "",
+            "avatar_url": None,
+            "attributes": {},
+            "merged_into_id": None,
+            "created_at": now,
+            "updated_at": now,
+            "last_activity_at": at or now,
+        },
     )
-    return found
+
+
+async def _lock_and_mark_active(
+    session: AsyncSession, contact_id: int, *, active_at: datetime, name: str
+) -> None:
+    """Lock the contact until commit and mark its activity in one statement (an UPDATE, which
+    takes the row lock), giving it the sender's name if it has none; no object is loaded."""
+    name = name.strip()[:200]
+    row = (
+        await session.execute(
+            _LOCK_AND_NAME if name else _LOCK_AND_MARK_ACTIVE,
+            {"contact_id": contact_id, "active_at": active_at, "sender_name": name},
+        )
+    ).first()
+    if row is None:
+        raise NotFound("contact")
+    sync_loaded(session, Contact, contact_id, {"last_activity_at": active_at, "name": row.name})
 
 
 # The statements every inbound message runs are built once with their values bound: SQLAlchemy
 # then reuses their compiled form instead of building and keying a new statement each time.
+# They are Core statements on the tables: rows in, rows out, no ORM loading or flushing. No bound
+# value is named like a column: Core would add it to an UPDATE's SET clause.
+_CONTACTS = table_of(Contact)
+_IDENTITIES_TABLE = table_of(Identity)
 _LOCK_AND_MARK_ACTIVE = (
-    update(Contact)
-    .where(Contact.id == bindparam("contact_id"))
+    update(_CONTACTS)
+    .where(_CONTACTS.c.id == bindparam("contact_id"))
     .values(last_activity_at=bindparam("active_at"))
-    .returning(Contact)
+    .returning(_CONTACTS.c.name)
 )
-_IDENTITIES = select(Identity).where(
-    Identity.account_id == bindparam("account_id"),
-    tuple_(Identity.kind, Identity.value).in_(bindparam("keys", expanding=True)),
+_LOCK_AND_NAME = (
+    update(_CONTACTS)
+    .where(_CONTACTS.c.id == bindparam("contact_id"))
+    .values(
+        last_activity_at=bindparam("active_at"),
+        name=case((_CONTACTS.c.name == "", bindparam("sender_name")), else_=_CONTACTS.c.name),
+    )
+    .returning(_CONTACTS.c.name)
+)
+_KNOWN = select(
+    _IDENTITIES_TABLE.c.id,
+    _IDENTITIES_TABLE.c.contact_id,
+    _IDENTITIES_TABLE.c.kind,
+    _IDENTITIES_TABLE.c.value,
+    _IDENTITIES_TABLE.c.verification,
+).where(_IDENTITIES_TABLE.c.account_id == bindparam("account_id"))
+# A message usually carries one claim: a plain statement, not an expanding IN, whose SQL
+# SQLAlchemy would render again on every execution.
+_IDENTITY = _KNOWN.where(
+    _IDENTITIES_TABLE.c.kind == bindparam("kind"), _IDENTITIES_TABLE.c.value == bindparam("value")
+)
+_IDENTITIES = _KNOWN.where(
+    tuple_(_IDENTITIES_TABLE.c.kind, _IDENTITIES_TABLE.c.value).in_(
+        bindparam("keys", expanding=True)
+    )
+)
+_INSERT_IDENTITY = insert(_IDENTITIES_TABLE)
+_SEEN_ONE = (
+    update(_IDENTITIES_TABLE)
+    .where(_IDENTITIES_TABLE.c.id == bindparam("identity_id"))
+    .values(last_seen_at=bindparam("now"))
+)
+_SEEN = (
+    update(_IDENTITIES_TABLE)
+    .where(_IDENTITIES_TABLE.c.id.in_(bindparam("ids", expanding=True)))
+    .values(last_seen_at=bindparam("now"))
+)
+_SEEN_AND_VERIFIED = (
+    update(_IDENTITIES_TABLE)
+    .where(_IDENTITIES_TABLE.c.id == bindparam("identity_id"))
+    .values(last_seen_at=bindparam("now"), verification=bindparam("stronger"))
 )
 
 
 async def _identities_for(
     session: AsyncSession, account_id: int, claims: list[IdentityClaim]
-) -> dict[tuple[str, str], Identity]:
-    keys = [(c.kind.value, c.value) for c in claims]
-    rows = await session.scalars(_IDENTITIES, {"account_id": account_id, "keys": keys})
-    return {(row.kind, row.value): row for row in rows}
+) -> dict[tuple[str, str], _Known]:
+    if len(claims) == 1:
+        (claim,) = claims
+        rows = await session.execute(
+            _IDENTITY, {"account_id": account_id, "kind": claim.kind.value, "value": claim.value}
+        )
+    else:
+        keys = [(c.kind.value, c.value) for c in claims]
+        rows = await session.execute(_IDENTITIES, {"account_id": account_id, "keys": keys})
+    return {(row.kind, row.value): _Known(*row) for row in rows}
 
 
 async def _attach(
     session: AsyncSession,
     *,
-    contact: Contact,
+    account_id: int,
+    contact_id: int,
     claims: list[IdentityClaim],
-    existing: dict[tuple[str, str], Identity],
+    existing: dict[tuple[str, str], _Known],
 ) -> list[tuple[IdentityClaim, int]]:
+    """Add the contact's new identities and mark its known ones seen (upgrading a weaker
+    verification), in Core statements; an identity the session has loaded is kept in step."""
     now = utcnow()
     conflicts: list[tuple[IdentityClaim, int]] = []
+    new: list[dict[str, object]] = []
+    seen: list[int] = []
     for claim in claims:
         identity = existing.get((claim.kind, claim.value))
         if identity is None:
-            session.add(
-                Identity(
-                    account_id=contact.account_id,
-                    contact_id=contact.id,
-                    kind=claim.kind,
-                    value=claim.value,
-                    verification=claim.verification,
-                    last_seen_at=now,
-                )
+            new.append(
+                {
+                    "account_id": account_id,
+                    "contact_id": contact_id,
+                    "kind": claim.kind,
+                    "value": claim.value,
+                    "verification": claim.verification,
+                    "last_seen_at": now,
+                }
             )
-        elif identity.contact_id != contact.id:
+        elif identity.contact_id != contact_id:
             conflicts.append((claim, identity.contact_id))
+        elif _STRENGTH[claim.verification] > _STRENGTH[Verification(identity.verification)]:
+            await session.execute(
+                _SEEN_AND_VERIFIED,
+                {"identity_id": identity.id, "now": now, "stronger": claim.verification},
+            )
+            _synced_identity(session, identity.id, now, claim.verification)
         else:
-            identity.last_seen_at = now
-            if _STRENGTH[claim.verification] > _STRENGTH[Verification(identity.verification)]:
-                identity.verification = claim.verification
-    await session.flush()
+            seen.append(identity.id)
+    if seen:
+        if len(seen) == 1:
+            await session.execute(_SEEN_ONE, {"identity_id": seen[0], "now": now})
+        else:
+            await session.execute(_SEEN, {"ids": seen, "now": now})
+        for identity_id in seen:
+            _synced_identity(session, identity_id, now)
+    if new:
+        await session.execute(_INSERT_IDENTITY, new)
     return conflicts
+
+
+def _synced_identity(
+    session: AsyncSession, identity_id: int, now: datetime, verification: str | None = None
+) -> None:
+    values: dict[str, object] = {"last_seen_at": now}
+    if verification is not None:
+        values["verification"] = verification
+    sync_loaded(session, Identity, identity_id, values)
 
 
 async def update_contact(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import unicodedata
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from rapidfuzz import fuzz
 from sqlalchemy import func, or_, select, tuple_
@@ -185,8 +185,19 @@ async def suggest_from_conflicts(
     return found
 
 
+class Holder(Protocol):
+    """What `earlier_claimant` reads of an identity that refused a claim."""
+
+    @property
+    def contact_id(self) -> int: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def value(self) -> str: ...
+
+
 async def earlier_claimant(
-    session: AsyncSession, *, account_id: int, holders: Sequence[Identity]
+    session: AsyncSession, *, account_id: int, holders: Sequence[Holder]
 ) -> int | None:
     """The contact an earlier message with exactly these refused claims made, if still alone.
 

@@ -7,14 +7,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import Select, bindparam, select
+from sqlalchemy import Select, bindparam, select, update
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rapport.db import outbox
+from rapport.db.helpers import insert_object, sync_loaded, table_of
 from rapport.domain import events
 from rapport.domain.accounts.models import Account, JoinPolicy
 from rapport.domain.agents.models import Team, User
-from rapport.domain.contacts.actions import resolve_contact
+from rapport.domain.contacts.actions import resolve_contact, resolve_sender
 from rapport.domain.contacts.models import Contact, Identity
 from rapport.domain.conversations.models import (
     OPEN_STATUSES,
@@ -100,41 +102,35 @@ async def receive_message(
     Returns None for an echo of a send made outside Rapport that has nothing to match.
     """
     if inbound.provider_id:
-        existing = await _message_by_provider_id(session, inbox.id, inbound.provider_id)
-        if existing is not None:
-            conversation = await session.get(Conversation, existing.conversation_id)
-            assert conversation is not None
-            return Received(existing, conversation, duplicate=True)
+        duplicate = await _received_before(session, inbox.id, inbound.provider_id)
+        if duplicate is not None:
+            return duplicate
     if inbound.echo:
         return await _receive_echo(session, account=account, inbox=inbox, inbound=inbound)
     now = utcnow()
-    resolved = await resolve_contact(
+    # The contact is locked until commit by the statement that marks it active.
+    sender = await resolve_sender(
         session, account=account, claims=inbound.sender, name=inbound.sender_name, active_at=now
     )
-    contact = resolved.contact  # locked until commit by resolve_contact
     conversation = await _conversation_for(
-        session, account=account, inbox=inbox, contact=contact, inbound=inbound, now=now
+        session,
+        account=account,
+        inbox=inbox,
+        contact_id=sender.contact_id,
+        inbound=inbound,
+        now=now,
+        new_contact=sender.created,
     )
-    message = Message(
+    message = await _insert_message(
+        session,
         account_id=account.id,
         conversation_id=conversation.id,
-        inbox_id=inbox.id,
-        channel=inbox.channel,
-        direction=Direction.incoming,
-        private=False,
-        sender_type=SenderType.contact,
-        content=inbound.content[:MAX_MESSAGE_LENGTH],
-        content_html=inbound.html,
-        content_type=inbound.content_type,
-        payload=_message_payload(inbound),
-        provider_id=inbound.provider_id,
-        status=DeliveryStatus.received,
-        created_at=now,
+        inbox=inbox,
+        inbound=inbound,
+        now=now,
     )
-    session.add(message)
-    await session.flush()
     _add_files(session, message, files)
-    _touch_on_incoming(conversation, contact, inbox, now)
+    await _touch_on_incoming(session, conversation, inbox, now)
     events.record(
         session,
         account_id=account.id,
@@ -148,6 +144,57 @@ async def receive_message(
         ),
     )
     return Received(message, conversation)
+
+
+async def _received_before(
+    session: AsyncSession, inbox_id: int, provider_id: str
+) -> Received | None:
+    """The stored message of a redelivery, marked duplicate; None (the usual case) after one
+    plain-row lookup that loads nothing."""
+    found = (
+        await session.execute(
+            _MESSAGE_ID_BY_PROVIDER_ID, {"inbox_id": inbox_id, "provider_id": provider_id}
+        )
+    ).first()
+    if found is None:
+        return None
+    existing = await session.get(Message, found.id)
+    conversation = await session.get(Conversation, found.conversation_id)
+    assert existing is not None and conversation is not None
+    return Received(existing, conversation, duplicate=True)
+
+
+async def _insert_message(
+    session: AsyncSession,
+    *,
+    account_id: int,
+    conversation_id: int,
+    inbox: Inbox,
+    inbound: InboundMessage,
+    now: datetime,
+) -> Message:
+    """Write a customer's message with one Core INSERT (no unit-of-work flush)."""
+    values: dict[str, object] = {
+        "account_id": account_id,
+        "conversation_id": conversation_id,
+        "inbox_id": inbox.id,
+        "channel": inbox.channel,
+        "direction": Direction.incoming,
+        "private": False,
+        "sender_type": SenderType.contact,
+        "sender_user_id": None,
+        "content": inbound.content[:MAX_MESSAGE_LENGTH],
+        "content_html": inbound.html,
+        "content_type": inbound.content_type,
+        "payload": _message_payload(inbound),
+        "provider_id": inbound.provider_id,
+        "client_id": None,
+        "status": DeliveryStatus.received,
+        "error": None,
+        "outbox_job_id": None,
+        "created_at": now,
+    }
+    return await insert_object(session, Message, values)
 
 
 def _message_payload(inbound: InboundMessage) -> dict[str, object]:
@@ -178,14 +225,34 @@ def _add_files(session: AsyncSession, message: Message, files: Sequence[StoredFi
         )
 
 
-def _touch_on_incoming(
-    conversation: Conversation, contact: Contact, inbox: Inbox, now: datetime
+async def _touch_on_incoming(
+    session: AsyncSession, conversation: Conversation, inbox: Inbox, now: datetime
 ) -> None:
-    conversation.last_activity_at = now
-    conversation.last_incoming_at = now
-    conversation.inbox_id = inbox.id
-    conversation.channel = inbox.channel
-    contact.last_activity_at = now
+    """Mark the message's arrival on its conversation. A conversation with no other change
+    pending takes it in one Core UPDATE instead of a unit-of-work flush (a new one was
+    created with these values and needs nothing)."""
+    values = {
+        "last_activity_at": now,
+        "last_incoming_at": now,
+        "inbox_id": inbox.id,
+        "channel": inbox.channel,
+    }
+    if all(getattr(conversation, name) == value for name, value in values.items()):
+        return
+    if sa_inspect(conversation).modified:  # a status change: one UPDATE at the flush for both
+        for name, value in values.items():
+            setattr(conversation, name, value)
+        return
+    await session.execute(
+        _TOUCH_CONVERSATION,
+        {
+            "conversation_id": conversation.id,
+            "at": now,
+            "by_inbox_id": inbox.id,
+            "by_channel": inbox.channel,
+        },
+    )
+    sync_loaded(session, Conversation, conversation.id, values)
 
 
 def outgoing_reference(message_id: int) -> str:
@@ -207,6 +274,24 @@ async def _outgoing_by_reference(
 
 # The statements every inbound message runs are built once with their values bound: SQLAlchemy
 # then reuses their compiled form instead of building and keying a new statement each time.
+# Those on plain tables are Core statements: rows in, rows out, no ORM loading or flushing. No
+# value bound to an UPDATE is named like a column: Core would add it to the SET clause.
+_MESSAGES = table_of(Message)
+_CONVERSATIONS = table_of(Conversation)
+_MESSAGE_ID_BY_PROVIDER_ID = select(_MESSAGES.c.id, _MESSAGES.c.conversation_id).where(
+    _MESSAGES.c.inbox_id == bindparam("inbox_id"),
+    _MESSAGES.c.provider_id == bindparam("provider_id"),
+)
+_TOUCH_CONVERSATION = (
+    update(_CONVERSATIONS)
+    .where(_CONVERSATIONS.c.id == bindparam("conversation_id"))
+    .values(
+        last_activity_at=bindparam("at"),
+        last_incoming_at=bindparam("at"),
+        inbox_id=bindparam("by_inbox_id"),
+        channel=bindparam("by_channel"),
+    )
+)
 _MESSAGE_BY_PROVIDER_ID = select(Message).where(
     Message.inbox_id == bindparam("inbox_id"), Message.provider_id == bindparam("provider_id")
 )
@@ -230,24 +315,34 @@ async def _conversation_for(
     *,
     account: Account,
     inbox: Inbox,
-    contact: Contact,
+    contact_id: int,
     inbound: InboundMessage,
     now: datetime,
+    new_contact: bool = False,
 ) -> Conversation:
-    """The conversation a message joins: threaded, named by token, by subject, open, or new."""
+    """The conversation a message joins: threaded, named by token, by subject, open, or new.
+
+    A contact created for this message has no conversation yet: only a conversation named by
+    token is looked for."""
     conversation = await _named_or_threaded(
-        session, account=account, inbox=inbox, contact=contact, inbound=inbound, now=now
+        session,
+        account=account,
+        inbox=inbox,
+        contact_id=contact_id,
+        inbound=inbound,
+        now=now,
+        new_contact=new_contact,
     )
-    if conversation is None:
+    if conversation is None and not new_contact:
         conversation = await _open_conversation(
-            session, account=account, inbox=inbox, contact=contact, now=now
+            session, account=account, inbox=inbox, contact_id=contact_id, now=now
         )
     if conversation is None:
         return await _start_conversation(
             session,
             account=account,
             inbox=inbox,
-            contact=contact,
+            contact_id=contact_id,
             subject=inbound.subject,
             incoming_at=now,
         )
@@ -273,9 +368,10 @@ async def _named_or_threaded(
     *,
     account: Account,
     inbox: Inbox,
-    contact: Contact,
+    contact_id: int,
     inbound: InboundMessage,
     now: datetime,
+    new_contact: bool = False,
 ) -> Conversation | None:
     """Threading that neither splits nor mixes conversations, strongest evidence first.
 
@@ -285,16 +381,24 @@ async def _named_or_threaded(
     3. The sender's recent conversation with the same subject (email clients that drop the
        references keep the subject).
     """
-    threaded = await _by_references(session, account=account, contact=contact, inbound=inbound)
-    if threaded is not None:
-        return threaded
+    if not new_contact:
+        threaded = await _by_references(
+            session, account=account, contact_id=contact_id, inbound=inbound
+        )
+        if threaded is not None:
+            return threaded
     if inbound.conversation_id is not None:
         named = await session.get(Conversation, inbound.conversation_id)
         if named is not None and named.account_id == account.id:
             return await follow_merges(session, named)
-    if inbound.subject:
+    if inbound.subject and not new_contact:
         by_subject = await _by_subject(
-            session, account=account, inbox=inbox, contact=contact, subject=inbound.subject, now=now
+            session,
+            account=account,
+            inbox=inbox,
+            contact_id=contact_id,
+            subject=inbound.subject,
+            now=now,
         )
         return await follow_merges(session, by_subject) if by_subject else None
     return None
@@ -313,7 +417,7 @@ async def follow_merges(session: AsyncSession, conversation: Conversation) -> Co
 
 
 async def _by_references(
-    session: AsyncSession, *, account: Account, contact: Contact, inbound: InboundMessage
+    session: AsyncSession, *, account: Account, contact_id: int, inbound: InboundMessage
 ) -> Conversation | None:
     if not inbound.thread_refs:
         return None
@@ -323,7 +427,7 @@ async def _by_references(
         .where(
             Message.account_id == account.id,
             Message.provider_id.in_(list(inbound.thread_refs)),
-            Conversation.contact_id == contact.id,
+            Conversation.contact_id == contact_id,
         )
         .order_by(Message.id.desc())
         .limit(1)
@@ -335,14 +439,14 @@ async def _by_subject(
     *,
     account: Account,
     inbox: Inbox,
-    contact: Contact,
+    contact_id: int,
     subject: str,
     now: datetime,
 ) -> Conversation | None:
     query = (
         select(Conversation)
         .where(
-            Conversation.contact_id == contact.id,
+            Conversation.contact_id == contact_id,
             Conversation.subject == subject[:500],
             Conversation.last_activity_at >= now - timedelta(days=SUBJECT_THREAD_DAYS),
         )
@@ -376,12 +480,12 @@ _OPEN_CONVERSATION = _open_conversation_statements()
 
 
 async def _open_conversation(
-    session: AsyncSession, *, account: Account, inbox: Inbox, contact: Contact, now: datetime
+    session: AsyncSession, *, account: Account, inbox: Inbox, contact_id: int, now: datetime
 ) -> Conversation | None:
     return await session.scalar(
         _OPEN_CONVERSATION.get(account.join_policy, _OPEN_CONVERSATION[JoinPolicy.always]),
         {
-            "contact_id": contact.id,
+            "contact_id": contact_id,
             "inbox_id": inbox.id,
             "since": now - timedelta(hours=account.join_window_hours),
         },
@@ -393,26 +497,35 @@ async def _start_conversation(
     *,
     account: Account,
     inbox: Inbox,
-    contact: Contact,
+    contact_id: int,
     subject: str | None,
     incoming_at: datetime | None = None,
 ) -> Conversation:
     """A new open conversation; `incoming_at` when a customer's message starts it, so that
     marking the message's arrival afterwards (`_touch_on_incoming`) changes nothing."""
-    conversation = Conversation(
-        account_id=account.id,
-        contact_id=contact.id,
-        inbox_id=inbox.id,
-        channel=inbox.channel,
-        status=Status.open,
-        team_id=inbox.team_id,
-        subject=(subject or "")[:500],
+    now = utcnow()
+    conversation = await insert_object(
+        session,
+        Conversation,
+        {
+            "account_id": account.id,
+            "contact_id": contact_id,
+            "inbox_id": inbox.id,
+            "channel": inbox.channel,
+            "status": Status.open,
+            "assignee_id": None,
+            "team_id": inbox.team_id,
+            "subject": (subject or "")[:500],
+            "priority": 0,
+            "snoozed_until": None,
+            "created_at": now,
+            "last_activity_at": incoming_at or now,
+            "last_incoming_at": incoming_at,
+            "first_reply_at": None,
+            "resolved_at": None,
+            "merged_into_id": None,
+        },
     )
-    if incoming_at is not None:
-        conversation.last_activity_at = incoming_at
-        conversation.last_incoming_at = incoming_at
-    session.add(conversation)
-    await session.flush()
     events.record(
         session,
         account_id=account.id,
@@ -428,7 +541,7 @@ async def start_conversation(
     if contact.account_id != account.id or inbox.account_id != account.id:
         raise NotFound("contact or inbox")
     return await _start_conversation(
-        session, account=account, inbox=inbox, contact=contact, subject=subject
+        session, account=account, inbox=inbox, contact_id=contact.id, subject=subject
     )
 
 
@@ -437,7 +550,7 @@ async def find_open_conversation(
 ) -> Conversation | None:
     """The open conversation a new message from this contact on this inbox would join, if any."""
     return await _open_conversation(
-        session, account=account, inbox=inbox, contact=contact, now=utcnow()
+        session, account=account, inbox=inbox, contact_id=contact.id, now=utcnow()
     )
 
 
@@ -452,7 +565,7 @@ async def conversation_for_contact(
     if found is not None:
         return found
     return await _start_conversation(
-        session, account=account, inbox=inbox, contact=contact, subject=None
+        session, account=account, inbox=inbox, contact_id=contact.id, subject=None
     )
 
 
@@ -885,15 +998,15 @@ async def _store_sent_elsewhere(
         session,
         account=account,
         inbox=inbox,
-        contact=resolved.contact,
+        contact_id=resolved.contact.id,
         inbound=inbound,
         now=now,
     )
     conversation = conversation or await _open_conversation(
-        session, account=account, inbox=inbox, contact=resolved.contact, now=now
+        session, account=account, inbox=inbox, contact_id=resolved.contact.id, now=now
     )
     conversation = conversation or await _start_conversation(
-        session, account=account, inbox=inbox, contact=resolved.contact, subject=None
+        session, account=account, inbox=inbox, contact_id=resolved.contact.id, subject=None
     )
     message = Message(
         account_id=account.id,
