@@ -266,7 +266,7 @@ async def _lock_and_mark_active(
     name = name.strip()[:200]
     row = (
         await session.execute(
-            _LOCK_AND_NAME if name else _LOCK_AND_MARK_ACTIVE,
+            _LOCK_AND_MARK_ACTIVE,
             {"contact_id": contact_id, "active_at": active_at, "sender_name": name},
         )
     ).first()
@@ -281,13 +281,8 @@ async def _lock_and_mark_active(
 # value is named like a column: Core would add it to an UPDATE's SET clause.
 _CONTACTS = table_of(Contact)
 _IDENTITIES_TABLE = table_of(Identity)
+# A nameless contact takes the sender's name; an empty sender name leaves any name as it is.
 _LOCK_AND_MARK_ACTIVE = (
-    update(_CONTACTS)
-    .where(_CONTACTS.c.id == bindparam("contact_id"))
-    .values(last_activity_at=bindparam("active_at"))
-    .returning(_CONTACTS.c.name)
-)
-_LOCK_AND_NAME = (
     update(_CONTACTS)
     .where(_CONTACTS.c.id == bindparam("contact_id"))
     .values(

@@ -292,21 +292,22 @@ _TOUCH_CONVERSATION = (
         channel=bindparam("by_channel"),
     )
 )
-_MESSAGE_BY_PROVIDER_ID = select(Message).where(
-    Message.inbox_id == bindparam("inbox_id"), Message.provider_id == bindparam("provider_id")
-)
 # Status updates read-modify-write the status: concurrent ones must queue.
-_MESSAGE_BY_PROVIDER_ID_LOCKED = _MESSAGE_BY_PROVIDER_ID.with_for_update().execution_options(
-    populate_existing=True
+_MESSAGE_BY_PROVIDER_ID_LOCKED = (
+    select(Message)
+    .where(
+        Message.inbox_id == bindparam("inbox_id"), Message.provider_id == bindparam("provider_id")
+    )
+    .with_for_update()
+    .execution_options(populate_existing=True)
 )
 
 
-async def _message_by_provider_id(
-    session: AsyncSession, inbox_id: int, provider_id: str, *, lock: bool = False
+async def _locked_message_by_provider_id(
+    session: AsyncSession, inbox_id: int, provider_id: str
 ) -> Message | None:
     return await session.scalar(
-        _MESSAGE_BY_PROVIDER_ID_LOCKED if lock else _MESSAGE_BY_PROVIDER_ID,
-        {"inbox_id": inbox_id, "provider_id": provider_id},
+        _MESSAGE_BY_PROVIDER_ID_LOCKED, {"inbox_id": inbox_id, "provider_id": provider_id}
     )
 
 
@@ -924,7 +925,7 @@ async def apply_status_update(
         return await _apply_watermark(session, inbox=inbox, update=update)
     message = None
     if update.provider_id:
-        message = await _message_by_provider_id(session, inbox.id, update.provider_id, lock=True)
+        message = await _locked_message_by_provider_id(session, inbox.id, update.provider_id)
     if message is None and update.reference:
         # The send's answer was lost (a timeout): the provider's status names it by our key.
         message = await _outgoing_by_reference(session, inbox.id, update.reference)
