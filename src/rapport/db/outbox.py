@@ -40,7 +40,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from rapport.db.base import Base, BigId, JsonDoc
 from rapport.db.engine import one_statement_alone
-from rapport.db.helpers import insert_ignore, typed_row
+from rapport.db.helpers import insert_ignore, table_of, typed_row
 from rapport.db.types import UTCDateTime
 from rapport.lib.clock import utcnow
 
@@ -154,7 +154,7 @@ async def insert_and_enqueue(
 
 
 _STATEMENTS: dict[tuple[Any, ...], Insert] = {}
-_JOBS: Table = OutboxJob.__table__  # type: ignore[assignment]
+_JOBS = table_of(OutboxJob)
 # A job queued with a stored row on SQLite (`insert_and_enqueue`), built once.
 _ENQUEUE = insert(_JOBS).values(
     account_id=bindparam("account_id"),
@@ -188,10 +188,9 @@ def _insert_and_enqueue_statement(
             .returning(table.c.id)
             .cte("stored")
         )
-        jobs: Table = OutboxJob.__table__  # type: ignore[assignment]
         now = bindparam("now", type_=UTCDateTime())
         statement = (
-            insert(jobs)
+            insert(_JOBS)
             .from_select(
                 ["account_id", "kind", "payload", "available_at", "attempts", "created_at"],
                 select(
@@ -203,7 +202,7 @@ def _insert_and_enqueue_statement(
                     now,
                 ),
             )
-            .returning(jobs.c.payload)
+            .returning(_JOBS.c.payload)
         )
         _STATEMENTS[key] = statement
     return statement
@@ -245,25 +244,26 @@ def _claim_statement(postgres: bool) -> Update:
     """The claim, built once per dialect (its values are bound parameters)."""
     statement = _CLAIMS.get(postgres)
     if statement is None:
-        jobs: Table = OutboxJob.__table__  # type: ignore[assignment]
         now = bindparam("now", type_=UTCDateTime())
         due = (
-            select(jobs.c.id)
-            .where(jobs.c.dead_at.is_(None), jobs.c.available_at <= now)
-            .order_by(jobs.c.available_at, jobs.c.id)
+            select(_JOBS.c.id)
+            .where(_JOBS.c.dead_at.is_(None), _JOBS.c.available_at <= now)
+            .order_by(_JOBS.c.available_at, _JOBS.c.id)
             .limit(bindparam("limit", type_=Integer()))
         )
         if postgres:
             due = due.with_for_update(skip_locked=True)
         statement = (
-            update(jobs)
-            .where(jobs.c.id.in_(due))
+            update(_JOBS)
+            .where(_JOBS.c.id.in_(due))
             .values(
                 available_at=bindparam("lease_until", type_=UTCDateTime()),
-                attempts=jobs.c.attempts + 1,
+                attempts=_JOBS.c.attempts + 1,
                 locked_by=bindparam("worker_id", type_=String()),
             )
-            .returning(jobs.c.id, jobs.c.kind, jobs.c.payload, jobs.c.attempts, jobs.c.account_id)
+            .returning(
+                _JOBS.c.id, _JOBS.c.kind, _JOBS.c.payload, _JOBS.c.attempts, _JOBS.c.account_id
+            )
         )
         _CLAIMS[postgres] = statement
     return statement

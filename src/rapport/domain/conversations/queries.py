@@ -20,6 +20,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from rapport.db.helpers import table_of
 from rapport.domain.agents.models import Team, User
 from rapport.domain.contacts.models import Contact, Identity
 from rapport.domain.conversations.models import (
@@ -82,6 +83,7 @@ PAGE_SIZE = 25
 # a call only binds its values. Filters that are set compare with bound parameters, and the
 # visibility rule comes from `policies.visible_condition`.
 _FILTERS = ("status", "inbox_id", "team_id", "channel", "contact_id")
+_CONVERSATIONS = table_of(Conversation)
 
 
 @dataclass(frozen=True)
@@ -97,13 +99,8 @@ def _shape(viewer: Viewer, flt: ConversationFilter) -> _Shape:
 
 def _params(viewer: Viewer, flt: ConversationFilter) -> dict[str, Any]:
     params: dict[str, Any] = visibility_params(viewer)
-    params.update(
-        {
-            f"filter_{name}": getattr(flt, name)
-            for name in _FILTERS
-            if getattr(flt, name) is not None
-        }
-    )
+    for name in _shape(viewer, flt).filters:
+        params[f"filter_{name}"] = getattr(flt, name)
     return params
 
 
@@ -111,7 +108,7 @@ def _conditions(shape: _Shape) -> list[Any]:
     """The list's WHERE clause on `conversations`: visibility and the filters, without scope."""
     conditions: list[Any] = [visible_condition(shape.visibility)]
     for name in shape.filters:
-        column = Conversation.__table__.c[name]
+        column = _CONVERSATIONS.c[name]
         conditions.append(column == bindparam(f"filter_{name}", type_=column.type))
     return conditions
 

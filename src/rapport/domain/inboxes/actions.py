@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rapport.db import outbox
+from rapport.db.helpers import table_of
 from rapport.domain import events
 from rapport.domain.errors import InvalidInput, NotFound
 from rapport.domain.inboxes.models import InboundEvent, Inbox
@@ -104,7 +105,7 @@ async def store_inbound(
     return inbound_id is not None
 
 
-_INBOXES: Table = cast(Table, Inbox.__table__)
+_INBOXES = table_of(Inbox)
 _INBOX_UNCHANGED = (
     select(_INBOXES.c.id)
     .where(
@@ -119,7 +120,7 @@ _INBOX_UNCHANGED = (
 
 # Built once, values bound: the worker runs it for every payload and SQLAlchemy reuses its
 # compiled form. A Core statement: the payloads' loaded objects are not read after it.
-_INBOUND: Table = cast(Table, InboundEvent.__table__)
+_INBOUND = table_of(InboundEvent)
 _MARK_PROCESSED = (
     update(_INBOUND)
     .where(_INBOUND.c.id.in_(bindparam("ids", expanding=True)))
