@@ -67,13 +67,12 @@ GC_YOUNG_THRESHOLD = 10_000
 
 
 def _settle_heap() -> None:
-    """Take what start-up loaded (modules, mappers, compiled statements: millions of objects)
-    out of the garbage collector's sight, for long-running processes.
+    """Take what start-up loaded (modules, mappers, compiled statements: about 230,000 objects
+    in the web process) out of the garbage collector's sight, for long-running processes.
 
-    Without this every full collection walked them all: 150-400 ms pauses a few times a minute
-    under load, and about a fifth of the web process's CPU in the S2 benchmark
-    (docs/performance.md). What is frozen is never collected, which is right for objects that
-    live as long as the process anyway."""
+    Without this every full collection walked them all: 100-200 ms pauses under load, and about
+    220 µs of CPU per webhook in the S2 benchmark (docs/performance.md, item 23). What is frozen
+    is never collected, which is right for objects that live as long as the process anyway."""
     gc.collect()
     gc.freeze()
     _young, middle, old = gc.get_threshold()
@@ -140,9 +139,9 @@ async def _serve(settings: Settings, host: str, port: int, with_worker: bool) ->
 
     configure_logging(settings.log_level, settings.log_format)
     # The in-process worker comes with the channels' listeners (SMTP listener, IMAP pollers).
-    background: list[Background] = [worker_in_background, listeners_in_background]
-    if not with_worker:
-        background = []
+    background: list[Background] = (
+        [worker_in_background, listeners_in_background] if with_worker else []
+    )
     background.append(_heap_settled)  # last: once everything has started
     config = uvicorn.Config(
         create_app(settings, background=background),
