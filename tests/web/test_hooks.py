@@ -216,28 +216,33 @@ async def test_a_refused_send_becomes_a_dead_letter_the_agent_can_retry(services
         assert (await session.get(Message, message.id)).status == DeliveryStatus.sent
 
 
-async def test_a_rotated_secret_takes_effect_on_the_next_call(client, services, factory):
-    """The hook keeps decrypted configs in memory: a changed inbox must never use a stale one."""
+async def _set_secret(services, inbox_id, secret):
+    """Change the inbox's secret through the domain action, as the settings page does."""
     from rapport.domain.inboxes.actions import update_inbox
     from rapport.domain.inboxes.models import Inbox
 
-    account = await factory.account()
-    inbox = await factory.api_inbox(account, secret="old-secret-0123456789abcdef")
-    body, headers = signed_api_call(BODY, secret="old-secret-0123456789abcdef")
-    response = await client.post(f"/hooks/api/{inbox.id}", content=body, headers=headers)
-    assert response.status_code == 200
     async with services.session() as session:
-        row = await session.get(Inbox, inbox.id)
+        row = await session.get(Inbox, inbox_id)
         await update_inbox(
             session,
             inbox=row,
             name=row.name,
-            config={"secret": "new-secret-0123456789abcdef", "previous_secret": ""},
+            config={"secret": secret, "previous_secret": ""},
             box=services.box,
             team_id=None,
             is_active=True,
         )
         await events.commit(session)
+
+
+async def test_a_rotated_secret_takes_effect_on_the_next_call(client, services, factory):
+    """The hook keeps decrypted configs in memory: a changed inbox must never use a stale one."""
+    account = await factory.account()
+    inbox = await factory.api_inbox(account, secret="old-secret-0123456789abcdef")
+    body, headers = signed_api_call(BODY, secret="old-secret-0123456789abcdef")
+    response = await client.post(f"/hooks/api/{inbox.id}", content=body, headers=headers)
+    assert response.status_code == 200
+    await _set_secret(services, inbox.id, "new-secret-0123456789abcdef")
     second = {**BODY, "id": "m-2"}
     body, headers = signed_api_call(second, secret="old-secret-0123456789abcdef")
     response = await client.post(f"/hooks/api/{inbox.id}", content=body, headers=headers)
@@ -283,23 +288,11 @@ async def test_an_inbox_deactivated_elsewhere_stops_taking_calls_at_once(client,
 
 
 async def test_a_copy_of_the_inbox_older_than_its_settings_stores_nothing(services, factory):
-    from rapport.domain.inboxes.actions import store_inbound, update_inbox
-    from rapport.domain.inboxes.models import Inbox
+    from rapport.domain.inboxes.actions import store_inbound
 
     account = await factory.account()
     inbox = await factory.api_inbox(account)  # the copy, as a process remembers it
-    async with services.session() as session:
-        row = await session.get(Inbox, inbox.id)
-        await update_inbox(
-            session,
-            inbox=row,
-            name=row.name,
-            config={"secret": "new-secret-0123456789abcdef", "previous_secret": ""},
-            box=services.box,
-            team_id=None,
-            is_active=True,
-        )
-        await events.commit(session)
+    await _set_secret(services, inbox.id, "new-secret-0123456789abcdef")
     for if_unchanged, stored in ((True, False), (False, True)):
         async with services.session() as session:
             result = await store_inbound(
