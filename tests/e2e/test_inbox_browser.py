@@ -1,6 +1,7 @@
 """An agent's morning in a real browser: sign in, open a conversation, a customer's message
 arrives live through the API channel, the agent replies, the integration receives it signed."""
 
+import asyncio
 import json
 
 import httpx
@@ -93,6 +94,43 @@ async def test_live_inbox_reply_round_trip(settings, services, factory, chromium
     )
     assert json.loads(call.body)["content"] == "Thanks Lucía, I've refunded the duplicate charge."
     assert json.loads(call.body)["contact"] == {"id": "user-7"}
+
+
+async def test_a_draft_survives_a_customer_message_arriving(settings, services, factory, chromium):
+    """The reply box is drawn again when the customer writes (the default channel may change),
+    but not over what the agent started typing while the new box was on its way."""
+    receiver = WebhookReceiver()
+    app = create_app(settings, services=services, background=[worker_in_background])
+    async with serve(receiver.app()) as integration, serve(app) as base:
+        account = await factory.account()
+        inbox = await factory.api_inbox(account, outbound_url=f"{integration}/hook")
+        agent = await factory.user(account)
+        await _customer_says(base, inbox, 1, "Hi! I was charged twice for my March invoice.")
+
+        async with chromium_browser(chromium) as chrome:
+            page = await chrome.new_page()
+            await sign_in(page, base, agent.email, PASSWORD)
+            await page.click("text=All")
+            await page.click("text=Lucía Fernández")
+            await page.wait_for_selector("#live-status.live")
+            await page.wait_for_selector("#composer[data-ready='1']")
+
+            on_its_way, release = asyncio.Event(), asyncio.Event()
+
+            async def hold(route):
+                on_its_way.set()
+                await release.wait()
+                await route.continue_()
+
+            await page.route("**/conversations/*/composer", hold)
+            await _customer_says(base, inbox, 2, "It's invoice INV-2041, paid by card.")
+            await asyncio.wait_for(on_its_way.wait(), 30)
+            await page.fill("#reply-text", "Looking into it now.")
+            async with page.expect_response("**/conversations/*/composer"):
+                release.set()
+            await expect(page.locator("#reply-text")).to_have_value("Looking into it now.")
+            await page.keyboard.press("Control+Enter")
+            await page.wait_for_selector("#timeline .msg.outgoing >> text=Looking into it now.")
 
 
 async def test_the_inbox_in_spanish(settings, services, factory, chromium):

@@ -156,15 +156,25 @@
     htmx.process(fresh);
   }
 
+  /* The agent is writing in the reply box: it has the focus or holds text. */
+  function writingIn(form) {
+    return form.contains(document.activeElement) ||
+      Array.from(form.querySelectorAll("textarea, input[type=text]:not([name=subject])"))
+        .some((el) => el.value.trim() !== "");
+  }
+
   /* A customer message may change the default channel or open a reply window: the reply box
-     is drawn again, unless the agent is in the middle of writing in it. */
-  function refreshComposer(id) {
+     is drawn again, unless the agent is writing in it, when the event comes or when the new
+     box arrives (the agent may have started typing while it was on its way). */
+  async function refreshComposer(id) {
     const form = document.getElementById("composer");
-    if (!form || form.contains(document.activeElement)) return;
-    const written = Array.from(form.querySelectorAll("textarea, input[type=text]:not([name=subject])"))
-      .some((el) => el.value.trim() !== "");
-    if (written) return;
-    htmx.ajax("GET", "/conversations/" + id + "/composer", { target: "#composer", swap: "outerHTML" });
+    if (!form || writingIn(form)) return;
+    const fresh = await fetchFragment("/conversations/" + id + "/composer").catch(() => null);
+    const current = document.getElementById("composer");
+    if (!fresh || current !== form || openConversationId() !== id || writingIn(form)) return;
+    form.replaceWith(fresh);
+    htmx.process(fresh);
+    setupComposer();
   }
 
   function reloadConversation(id) {
