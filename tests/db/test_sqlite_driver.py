@@ -1,5 +1,6 @@
-"""SQLite's driver: one hop to the connection's thread per statement, BEGIN sent with the
-first statement, the event loop free while SQLite works, errors as SQLAlchemy's."""
+"""SQLite's driver: quick statements on the event loop, the rest (and COMMIT) one hop to the
+connection's thread, BEGIN sent with the first statement, the loop free while SQLite works
+for longer or waits for another process's lock, errors as SQLAlchemy's."""
 
 import asyncio
 import sqlite3
@@ -21,11 +22,19 @@ def hops(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     original = sqlite_driver.ThreadedConnection.run
 
     async def run(self, function, *args):  # type: ignore[no-untyped-def]
-        seen.append(getattr(function, "__name__", type(function).__name__))
+        if function is sqlite_driver._waiting:  # named by what it waits to do
+            seen.append(args[2].__name__)
+        else:
+            seen.append(getattr(function, "__name__", type(function).__name__))
         return await original(self, function, *args)
 
     monkeypatch.setattr(sqlite_driver.ThreadedConnection, "run", run)
     return seen
+
+
+@pytest.fixture(autouse=True)
+def _nothing_known_slow(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sqlite_driver, "_SLOW", {})
 
 
 @pytest.fixture
@@ -38,7 +47,7 @@ async def _table(engine) -> None:  # type: ignore[no-untyped-def]
         await conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT UNIQUE)"))
 
 
-async def test_a_transaction_crosses_once_per_statement_and_once_to_commit(url, hops):
+async def test_a_transaction_crosses_to_the_thread_once_to_commit(url, hops):
     engine = create_engine(url)
     await _table(engine)
     async with engine.connect() as conn:  # the pool's connection is open and ready
@@ -47,9 +56,11 @@ async def test_a_transaction_crosses_once_per_statement_and_once_to_commit(url, 
     async with engine.begin() as conn:
         await conn.execute(text("INSERT INTO t (v) VALUES ('a')"))
         rows = (await conn.execute(text("SELECT v FROM t"))).all()
+        await conn.execute(text("INSERT INTO t (v) VALUES (:v)"), [{"v": "b"}, {"v": "c"}])
     assert rows == [("a",)]
-    # BEGIN IMMEDIATE travels with the INSERT; the SELECT's rows come back with it.
-    assert hops == ["_execute", "_execute", "commit"]
+    # BEGIN IMMEDIATE travels with the INSERT; quick statements run on the loop, and the
+    # COMMIT crosses (it may checkpoint the write-ahead log).
+    assert hops == ["commit"]
     await engine.dispose()
 
 
@@ -61,8 +72,8 @@ async def test_a_read_session_runs_without_a_transaction(url, hops):
     hops.clear()
     async with database.read_session() as session:
         await session.execute(text("SELECT count(*) FROM t"))
-    # One statement, no BEGIN and nothing to roll back.
-    assert hops == ["_execute"]
+    # One quick statement, no BEGIN and nothing to roll back: nothing crosses.
+    assert hops == []
     await database.dispose()
 
 
@@ -80,28 +91,104 @@ async def test_writing_sessions_begin_immediate(url):
     await database.dispose()
 
 
-async def test_the_event_loop_runs_while_sqlite_works(url):
-    engine = create_engine(url)
+class _Heartbeat:
+    """Counts the event loop's turns every 10 ms while a statement runs."""
 
-    def slow(value: int) -> int:
-        time.sleep(0.3)  # a long report, or a wait on another process's write lock
-        return value
+    def __init__(self) -> None:
+        self.ticks = 0
 
-    ticks = 0
+    async def __aenter__(self) -> "_Heartbeat":
+        self._task = asyncio.create_task(self._beat())
+        return self
 
-    async def heartbeat() -> None:
-        nonlocal ticks
+    async def _beat(self) -> None:
         while True:
             await asyncio.sleep(0.01)
-            ticks += 1
+            self.ticks += 1
 
+    async def __aexit__(self, *_exc: object) -> None:
+        self._task.cancel()
+
+
+# A read that takes SQLite a while: counting a few million rows.
+LONG_READ = (
+    "SELECT (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < :n) "
+    "SELECT count(*) FROM c)"
+)
+
+
+async def test_a_long_read_leaves_the_loop_within_the_budget(url, hops):
+    engine = create_engine(url)
     async with engine.connect() as conn:
-        raw = await conn.get_raw_connection()
-        await raw.driver_connection.create_function("slow", 1, slow)
-        beating = asyncio.create_task(heartbeat())
-        assert await conn.scalar(text("SELECT slow(7)")) == 7
-        beating.cancel()
-    assert ticks >= 10  # the loop kept serving while the statement ran on its thread
+        await conn.execute(text("SELECT 1"))
+        hops.clear()
+        async with _Heartbeat() as heart:
+            started = time.monotonic()
+            assert await conn.scalar(text(LONG_READ), {"n": 3_000_000}) == 3_000_000
+            took = time.monotonic() - started
+        # Interrupted on the loop at the budget, then run whole on the connection's thread
+        # while the loop kept turning.
+        assert hops == ["_execute"]
+        assert took > 0.15 and heart.ticks >= took / 0.01 / 2
+        # Once slow, always on the thread: no second try on the loop.
+        assert LONG_READ.replace(":n", "?") in sqlite_driver._SLOW
+        hops.clear()
+        assert await conn.scalar(text(LONG_READ), {"n": 10}) == 10
+        assert hops == ["_execute"]
+    await engine.dispose()
+
+
+async def test_a_long_read_moved_off_the_loop_keeps_its_transaction(url, hops):
+    engine = create_engine(url)
+    await _table(engine)
+    async with engine.begin() as conn:
+        await conn.execute(text("INSERT INTO t (v) VALUES ('written first')"))
+        hops.clear()
+        assert await conn.scalar(text(LONG_READ), {"n": 3_000_000}) == 3_000_000
+        # Interrupted on the loop and run again on the thread, inside the same transaction.
+        assert hops == ["_execute"]
+        await conn.execute(text("INSERT INTO t (v) VALUES ('written after')"))
+    async with engine.connect() as conn:
+        rows = (await conn.execute(text("SELECT v FROM t ORDER BY id"))).scalars().all()
+    assert rows == ["written first", "written after"]
+    await engine.dispose()
+
+
+async def test_another_processs_write_lock_is_waited_for_off_the_loop(url, hops):
+    database = open_database(url)
+    await _table(database.engine)
+    other = sqlite3.connect(url.removeprefix("sqlite:///"), check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")  # as another process writing would
+
+    async def release_later() -> None:
+        await asyncio.sleep(0.3)
+        other.commit()
+
+    releasing = asyncio.create_task(release_later())
+    async with _Heartbeat() as heart, database.session() as session:
+        hops.clear()
+        await session.execute(text("INSERT INTO t (v) VALUES ('after the other')"))
+        await session.commit()
+    await releasing
+    other.close()
+    # Refused on the loop at once (busy timeout zero there), then waited for on the thread.
+    assert hops == ["_execute", "commit"]
+    assert heart.ticks >= 15  # the loop ran while the statement waited
+    async with database.read_session() as session:
+        assert (await session.execute(text("SELECT v FROM t"))).scalar() == "after the other"
+    await database.dispose()
+
+
+async def test_a_write_seen_slow_runs_on_the_thread_from_then_on(url, hops, monkeypatch):
+    monkeypatch.setattr(sqlite_driver, "LOOP_BUDGET_SECONDS", 0.0)  # every write "took long"
+    engine = create_engine(url)
+    await _table(engine)
+    statement = "INSERT INTO t (v) VALUES (:v)"
+    async with engine.begin() as conn:
+        hops.clear()
+        await conn.execute(text(statement), {"v": "first"})  # on the loop, found slow
+        await conn.execute(text(statement), {"v": "second"})  # on the thread
+    assert hops == ["_execute", "commit"]
     await engine.dispose()
 
 

@@ -268,6 +268,24 @@ async def test_a_remembered_inbox_costs_the_call_no_lookup(client, services, fac
     assert await _count(services, InboundEvent) == 2
 
 
+async def test_a_redelivery_checks_the_remembered_inbox_without_loading_it(
+    client, services, factory
+):
+    from tests.support.statements import sql_sent
+
+    account = await factory.account()
+    inbox = await factory.api_inbox(account)
+    body, headers = signed_api_call(BODY)
+    assert (await client.post(f"/hooks/api/{inbox.id}", content=body, headers=headers)).is_success
+    with sql_sent(services) as sent:
+        response = await client.post(f"/hooks/api/{inbox.id}", content=body, headers=headers)
+    assert response.status_code == 200
+    # Not stored (a redelivery): one small statement says the inbox is still as read.
+    reads = [s for s in sent if s.startswith("SELECT inboxes")]
+    assert len(reads) == 1 and reads[0].startswith("SELECT inboxes.id FROM inboxes WHERE"), sent
+    assert await _count(services, InboundEvent) == 1
+
+
 async def test_an_inbox_deactivated_elsewhere_stops_taking_calls_at_once(client, services, factory):
     """Another process changed the row: this one's remembered copy must not be trusted."""
     from sqlalchemy import update

@@ -78,7 +78,10 @@ async def test_a_reconnect_replays_exactly_what_was_missed(live, factory):
         await _post(live, inbox, _message(n))
     other = AgentSocket(live, agent.user)
     other.http.cookies = agent.http.cookies
-    await other.connect()  # a second tab confirms the worker has finished
+    # A second tab, resuming where the first stopped, confirms the worker has finished: it
+    # replays what is already committed and follows the rest live, however fast the worker.
+    other.last_seq = agent.last_seq
+    await other.connect()
     await other.wait_for(lambda e: e["type"] == "message.created" and e["seq"] > agent.last_seq + 3)
     await agent.connect()  # resume from the last seq seen
     seqs = [e["seq"] for e in agent.events]

@@ -4,8 +4,9 @@ SQLite runs in WAL mode with a busy timeout, and every transaction that may writ
 BEGIN IMMEDIATE: a deferred transaction that later upgrades to a write lock fails at once with
 "database is locked" instead of waiting, which is the classic SQLite failure under concurrency.
 Read-only work uses `read_sessions`, which run without a transaction on both databases (see
-`open_database`). SQLite connections come from `sqlite_driver`: one hop to the connection's
-thread per statement, with BEGIN sent in the first statement's hop.
+`open_database`). SQLite connections come from `sqlite_driver`: short statements run on the
+event loop, anything that could keep it waiting on the connection's thread, which applies the
+busy timeout (the `timeout` connect argument).
 """
 
 from __future__ import annotations
@@ -69,7 +70,6 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
@@ -141,7 +141,12 @@ def create_nullpool_engine(database_url: str) -> AsyncEngine:
     url = make_url(async_database_url(database_url))
     if url.get_backend_name() != "sqlite":
         return create_async_engine(url, poolclass=NullPool)
-    engine = create_async_engine(url, poolclass=NullPool, module=sqlite_driver.dbapi())
+    engine = create_async_engine(
+        url,
+        poolclass=NullPool,
+        module=sqlite_driver.dbapi(),
+        connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+    )
     _configure_sqlite(engine)
     return engine
 

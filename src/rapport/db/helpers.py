@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import Insert, Select, Table, bindparam, select
+from sqlalchemy import Select, Table, bindparam, select
 from sqlalchemy import insert as core_insert
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -15,6 +15,7 @@ from sqlalchemy.orm.util import identity_key
 from sqlalchemy.sql.elements import ColumnElement
 
 from rapport.db.base import Base
+from rapport.db.prepared import Prepared
 
 
 async def insert_ignore(
@@ -36,12 +37,11 @@ async def insert_ignore(
     statement = _insert_ignore_statement(
         dialect, table, tuple(values), tuple(conflict_columns), conflict_where, only_if
     )
-    result = await session.execute(statement, {**values, **(only_if_values or {})})
-    row = result.first()
-    return int(row[0]) if row else None
+    new_id = await statement.scalar(session, {**values, **(only_if_values or {})})
+    return int(new_id) if new_id is not None else None
 
 
-_INSERT_IGNORE: dict[tuple[Any, ...], Any] = {}
+_INSERT_IGNORE: dict[tuple[Any, ...], Prepared] = {}
 
 
 def _insert_ignore_statement(
@@ -51,7 +51,7 @@ def _insert_ignore_statement(
     conflict: tuple[str, ...],
     conflict_where: ColumnElement[bool] | None,
     only_if: ColumnElement[bool] | None,
-) -> Any:
+) -> Prepared:
     key = (dialect, table.name, columns, conflict, conflict_where, only_if)
     statement = _INSERT_IGNORE.get(key)
     if statement is None:
@@ -61,9 +61,11 @@ def _insert_ignore_statement(
             if only_if is None
             else builder(table).from_select(list(columns), typed_row(table, columns).where(only_if))
         )
-        statement = _INSERT_IGNORE[key] = insert.on_conflict_do_nothing(
-            index_elements=list(conflict), index_where=conflict_where
-        ).returning(table.c.id)
+        statement = _INSERT_IGNORE[key] = Prepared(
+            insert.on_conflict_do_nothing(
+                index_elements=list(conflict), index_where=conflict_where
+            ).returning(table.c.id)
+        )
     return statement
 
 
@@ -91,7 +93,27 @@ def sync_loaded(
 
 
 _Row = TypeVar("_Row", bound=Base)
-_INSERTS: dict[type[Any], tuple[Insert, frozenset[str]]] = {}
+
+
+def object_of_row(session: AsyncSession, model: type[_Row], row: Any) -> _Row:
+    """The session's object for a row of every column of `model`'s table (read as a plain
+    row): the one the session already holds, as an ORM query would return it, or a new one
+    in the identity map as if loaded. No autoflush, as for any Core statement."""
+    held = session.identity_map.get(identity_key(model, row.id))
+    if held is not None:
+        return held
+    return _as_loaded(session, model, row._asdict())
+
+
+def _as_loaded(session: AsyncSession, model: type[_Row], values: dict[str, Any]) -> _Row:
+    """A new object of every column's value, in the session as if loaded from the database."""
+    obj = model(**values)
+    make_transient_to_detached(obj)
+    session.add(obj)
+    return obj
+
+
+_INSERTS: dict[type[Any], tuple[Prepared, frozenset[str]]] = {}
 
 
 async def insert_object(session: AsyncSession, model: type[_Row], values: dict[str, Any]) -> _Row:
@@ -100,15 +122,44 @@ async def insert_object(session: AsyncSession, model: type[_Row], values: dict[s
     the generated id, so the object never has to load one (async sessions cannot)."""
     if model not in _INSERTS:
         table = table_of(model)
+        names = frozenset(table.c.keys()) - {"id"}
         _INSERTS[model] = (
-            core_insert(table).returning(table.c.id),
-            frozenset(table.c.keys()) - {"id"},
+            Prepared(core_insert(table).returning(table.c.id), column_keys=sorted(names)),
+            names,
         )
     statement, columns = _INSERTS[model]
     if values.keys() != columns:
         raise ValueError(f"{model.__name__}: give exactly {sorted(columns)}")
-    new_id = (await session.execute(statement, values)).scalar_one()
-    obj = model(id=new_id, **values)
-    make_transient_to_detached(obj)
-    session.add(obj)
-    return obj
+    new_id = await statement.scalar(session, values)
+    return _as_loaded(session, model, {"id": new_id, **values})
+
+
+# Up to this many rows go in one multi-row INSERT built once per count; more are an executemany.
+_FEW_ROWS = 8
+_ROW_INSERTS: dict[tuple[str, int], tuple[Prepared, tuple[str, ...]]] = {}
+
+
+async def insert_rows(session: AsyncSession, table: Table, rows: list[dict[str, Any]]) -> None:
+    """INSERT rows that name every column but the generated id, without reading ids back: a
+    few rows in one statement sent straight to the driver (`Prepared`), more as an
+    executemany. For logs appended to and not read back through the session."""
+    if not rows:
+        return
+    if len(rows) > _FEW_ROWS:
+        await session.execute(core_insert(table), rows)
+        return
+    key = (table.name, len(rows))
+    if key not in _ROW_INSERTS:
+        columns = tuple(column.key for column in table.c if column.key != "id")
+        values = [
+            {name: bindparam(f"{name}__{n}", type_=table.c[name].type) for name in columns}
+            for n in range(len(rows))
+        ]
+        _ROW_INSERTS[key] = (Prepared(core_insert(table).values(values).inline()), columns)
+    statement, columns = _ROW_INSERTS[key]
+    params: dict[str, Any] = {}
+    for n, row in enumerate(rows):
+        if row.keys() != set(columns):
+            raise ValueError(f"{table.name}: give exactly {sorted(columns)}")
+        params.update({f"{name}__{n}": row[name] for name in columns})
+    await statement.all(session, params)

@@ -18,12 +18,10 @@ from typing import Any
 from sqlalchemy import (
     ForeignKey,
     Index,
-    Insert,
     Integer,
     String,
     Table,
     Text,
-    Update,
     bindparam,
     delete,
     func,
@@ -41,6 +39,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from rapport.db.base import Base, BigId, JsonDoc
 from rapport.db.engine import one_statement_alone
 from rapport.db.helpers import insert_ignore, table_of, typed_row
+from rapport.db.prepared import Prepared
 from rapport.db.types import UTCDateTime
 from rapport.lib.clock import utcnow
 
@@ -135,8 +134,8 @@ async def insert_and_enqueue(
         )
         if row_id is not None:  # the job as a Core statement too: nothing reads it back here
             now = utcnow()
-            await session.execute(
-                _ENQUEUE,
+            await _ENQUEUE.all(
+                session,
                 {"account_id": account_id, "kind": kind, "payload": {ref: row_id}, "now": now},
             )
             session.info["outbox_written"] = True
@@ -146,23 +145,25 @@ async def insert_and_enqueue(
     )
     now = utcnow()
     params = {**values, **(only_if_values or {}), "job_account_id": account_id, "now": now}
-    payload = await session.scalar(statement, params)
+    payload = await statement.scalar(session, params)
     if payload is None:
         return None
     session.info["outbox_written"] = True
     return int(payload[ref])
 
 
-_STATEMENTS: dict[tuple[Any, ...], Insert] = {}
+_STATEMENTS: dict[tuple[Any, ...], Prepared] = {}
 _JOBS = table_of(OutboxJob)
 # A job queued with a stored row on SQLite (`insert_and_enqueue`), built once.
-_ENQUEUE = insert(_JOBS).values(
-    account_id=bindparam("account_id"),
-    kind=bindparam("kind"),
-    payload=bindparam("payload"),
-    available_at=bindparam("now"),
-    attempts=0,
-    created_at=bindparam("now"),
+_ENQUEUE = Prepared(
+    insert(_JOBS).values(
+        account_id=bindparam("account_id"),
+        kind=bindparam("kind"),
+        payload=bindparam("payload"),
+        available_at=bindparam("now"),
+        attempts=0,
+        created_at=bindparam("now"),
+    )
 )
 
 
@@ -173,10 +174,10 @@ def _insert_and_enqueue_statement(
     kind: str,
     ref: str,
     only_if: ColumnElement[bool] | None,
-) -> Insert:
+) -> Prepared:
     key = (table.name, columns, conflict, kind, ref, only_if)
-    statement = _STATEMENTS.get(key)
-    if statement is None:
+    prepared = _STATEMENTS.get(key)
+    if prepared is None:
         row = postgresql.insert(table)
         row = (
             row.values({name: bindparam(name) for name in columns})
@@ -204,8 +205,8 @@ def _insert_and_enqueue_statement(
             )
             .returning(_JOBS.c.payload)
         )
-        _STATEMENTS[key] = statement
-    return statement
+        prepared = _STATEMENTS[key] = Prepared(statement)
+    return prepared
 
 
 async def claim(
@@ -222,8 +223,8 @@ async def claim(
     postgres = session.get_bind().dialect.name == "postgresql"
     await one_statement_alone(session)
     now = utcnow()
-    rows = await session.execute(
-        _claim_statement(postgres),
+    rows = await _claim_statement(postgres).all(
+        session,
         {
             "now": now,
             "lease_until": now + timedelta(seconds=lease_seconds),
@@ -231,19 +232,19 @@ async def claim(
             "limit": limit,
         },
     )
-    claimed = [ClaimedJob(*row) for row in rows.all()]
+    claimed = [ClaimedJob(*row) for row in rows]
     await session.commit()
     claimed.sort(key=lambda job: job.id)
     return claimed
 
 
-_CLAIMS: dict[bool, Update] = {}
+_CLAIMS: dict[bool, Prepared] = {}
 
 
-def _claim_statement(postgres: bool) -> Update:
+def _claim_statement(postgres: bool) -> Prepared:
     """The claim, built once per dialect (its values are bound parameters)."""
-    statement = _CLAIMS.get(postgres)
-    if statement is None:
+    prepared = _CLAIMS.get(postgres)
+    if prepared is None:
         now = bindparam("now", type_=UTCDateTime())
         due = (
             select(_JOBS.c.id)
@@ -265,24 +266,26 @@ def _claim_statement(postgres: bool) -> Update:
                 _JOBS.c.id, _JOBS.c.kind, _JOBS.c.payload, _JOBS.c.attempts, _JOBS.c.account_id
             )
         )
-        _CLAIMS[postgres] = statement
-    return statement
+        prepared = _CLAIMS[postgres] = Prepared(statement)
+    return prepared
 
 
 # Built once, values bound: every finished job runs one of these, and SQLAlchemy reuses their
 # compiled form. Core statements: a job is finished by id, never through a loaded ORM object.
-_COMPLETE = delete(_JOBS).where(_JOBS.c.id == bindparam("job_id"))
+_COMPLETE = Prepared(delete(_JOBS).where(_JOBS.c.id == bindparam("job_id")))
 _COMPLETE_ALL = delete(_JOBS).where(_JOBS.c.id.in_(bindparam("job_ids", expanding=True)))
 
 
 async def complete(session: AsyncSession, job_id: int) -> None:
     """Remove a finished job (called in the same transaction as the job's own effects)."""
-    await session.execute(_COMPLETE, {"job_id": job_id})
+    await _COMPLETE.all(session, {"job_id": job_id})
 
 
 async def complete_all(session: AsyncSession, job_ids: list[int]) -> None:
     """`complete` for many jobs in one statement (a worker's batch)."""
-    if job_ids:
+    if len(job_ids) == 1:
+        await complete(session, job_ids[0])
+    elif job_ids:
         await session.execute(_COMPLETE_ALL, {"job_ids": job_ids})
 
 

@@ -1,17 +1,29 @@
-"""SQLite under SQLAlchemy's asyncio engine with one thread hop per statement.
+"""SQLite under SQLAlchemy's asyncio engine: short statements on the event loop, the rest on
+the connection's thread.
 
 The standard adapter (aiosqlite) runs each SQLite connection on a thread of its own and crosses
 to it for every DBAPI call: open a cursor, execute, fetch, close. That is four hand-offs between
 the event loop and the thread for a statement SQLite itself answers in microseconds, and the
 hand-offs, not SQLite, were most of the embedded default's CPU (docs/performance.md, item 15).
-Here a statement crosses once: the thread executes it and fetches its rows in one call, and
-commit, rollback and close cross once each. The connection still lives on its own thread, so a
-long report or a wait on another process's write lock never blocks the event loop.
+Each connection here still lives on a thread of its own, but a statement crosses to it only
+when it could keep the loop waiting (ADR 10):
+
+- A SELECT, INSERT, UPDATE or DELETE first runs on the loop itself, with SQLite's busy timeout
+  at zero so it never waits for a lock there. If the file is locked by another process, or a
+  SELECT runs past `LOOP_BUDGET_SECONDS` (SQLite's progress handler interrupts it, which leaves
+  a transaction as it was), it runs again on the thread, which waits as long as the busy
+  timeout allows. A statement that was once slow (by its SQL) always runs on the thread after.
+- Anything else (PRAGMA, DDL, a statement starting with WITH, an executemany of more than
+  `_FEW_ROWS` rows), COMMIT and ROLLBACK cross to the thread: a COMMIT may checkpoint the
+  write-ahead log, which writes and syncs the database file.
+
+So a long report or a wait on another process's write lock never stops the loop for longer
+than the budget, once per kind of statement. Rows are always fetched whole, which suits an
+application that never streams results.
 
 It plugs into SQLAlchemy's `sqlite+aiosqlite` dialect as its DBAPI module (`create_async_engine(
 ..., module=dbapi())`): the dialect, its SQL and its types are SQLAlchemy's; only the driver
-underneath differs. Rows are always fetched whole, which suits an application that never
-streams results.
+underneath differs.
 """
 
 from __future__ import annotations
@@ -20,6 +32,7 @@ import asyncio
 import os
 import sqlite3
 import threading
+import time
 import weakref
 from collections import deque
 from collections.abc import Callable
@@ -94,8 +107,32 @@ def _file_key(database: str) -> str | None:
     return os.path.realpath(database)
 
 
+# How long a statement may hold the event loop. Statements of the hot paths take tens of
+# microseconds; a crossing to the connection's thread costs about 35 µs of CPU each way round.
+LOOP_BUDGET_SECONDS = 0.002
+# SQLite calls the progress handler every this many virtual-machine instructions.
+_PROGRESS_EVERY = 1000
+# Statements, by SQL, that ran past the budget once: they run on the thread from then on.
+_SLOW: dict[str, None] = {}
+_SLOW_REMEMBERED = 512
+_ON_LOOP = ("SELECT", "INSERT", "UPDATE", "DELETE")
+_FEW_ROWS = 64  # an executemany of more rows is bulk work, for the thread
+
+
+class _NotHere(Exception):
+    """The statement did nothing on the loop (locked, or interrupted over budget): run it on
+    the connection's thread instead."""
+
+
+def _remember_slow(operation: str) -> None:
+    if len(_SLOW) >= _SLOW_REMEMBERED:
+        del _SLOW[next(iter(_SLOW))]
+    _SLOW[operation] = None
+
+
 class ThreadedConnection:
-    """A sqlite3 connection owned by one daemon thread; every call on it is one hop there."""
+    """A sqlite3 connection owned by one daemon thread: quick statements run on the caller's
+    event loop (see the module), every other call on it is one hop to the thread."""
 
     def __init__(self) -> None:
         self._calls: SimpleQueue[_Call | None] = SimpleQueue()
@@ -118,7 +155,10 @@ class ThreadedConnection:
     async def open(self, database: str, **kwargs: Any) -> ThreadedConnection:
         kwargs.setdefault("check_same_thread", False)
         self._file = _file_key(str(database))
+        # SQLite's own busy timeout stays at zero, so a statement tried on the loop never waits
+        # there; the thread applies this limit to the statements it runs (`_waiting`).
         self._wait_limit = float(kwargs.get("timeout", self._wait_limit))
+        kwargs["timeout"] = 0
         try:
             self._connection = await self.run(partial(sqlite3.connect, database, **kwargs))
         except BaseException:
@@ -168,6 +208,75 @@ class ThreadedConnection:
     def cursor(self) -> sqlite3.Cursor:
         return self.sqlite.cursor()
 
+    async def execute(
+        self, cursor: sqlite3.Cursor, begin: str | None, operation: str, parameters: Any
+    ) -> list[Any] | None:
+        """Run a statement (after its transaction's BEGIN, if due) and fetch its rows."""
+        return await self._statement(_execute, cursor, begin, operation, parameters, few=True)
+
+    async def executemany(
+        self, cursor: sqlite3.Cursor, begin: str | None, operation: str, seq_of_parameters: Any
+    ) -> sqlite3.Cursor:
+        few = isinstance(seq_of_parameters, list) and len(seq_of_parameters) <= _FEW_ROWS
+        return await self._statement(
+            _executemany, cursor, begin, operation, seq_of_parameters, few=few
+        )
+
+    async def _statement(
+        self,
+        function: Callable[[sqlite3.Cursor, str | None, str, Any], T],
+        cursor: sqlite3.Cursor,
+        begin: str | None,
+        operation: str,
+        parameters: Any,
+        *,
+        few: bool,
+    ) -> T:
+        """On the loop when the statement is quick, else on the thread (module docstring)."""
+        verb = operation.lstrip()[:6].upper()
+        if few and verb in _ON_LOOP and operation not in _SLOW:
+            try:
+                return self._here(
+                    function, cursor, begin, operation, parameters, reads=verb == "SELECT"
+                )
+            except _NotHere:
+                if self.sqlite.in_transaction:
+                    begin = None  # the BEGIN went through; only the statement runs again
+        return await self.run(
+            _waiting, self.sqlite, self._wait_limit, function, cursor, begin, operation, parameters
+        )
+
+    def _here(
+        self,
+        function: Callable[[sqlite3.Cursor, str | None, str, Any], T],
+        cursor: sqlite3.Cursor,
+        begin: str | None,
+        operation: str,
+        parameters: Any,
+        *,
+        reads: bool,
+    ) -> T:
+        connection = self.sqlite
+        started = time.perf_counter()
+        if reads:  # a read can be stopped half-way and run again; a write cannot
+            deadline = started + LOOP_BUDGET_SECONDS
+            connection.set_progress_handler(lambda: time.perf_counter() > deadline, _PROGRESS_EVERY)
+        try:
+            return function(cursor, begin, operation, parameters)
+        except sqlite3.OperationalError as exc:
+            code = exc.sqlite_errorcode & 0xFF
+            if code == sqlite3.SQLITE_BUSY:  # another process holds the lock: wait on the thread
+                raise _NotHere from exc
+            if reads and code == sqlite3.SQLITE_INTERRUPT:
+                _remember_slow(operation)
+                raise _NotHere from exc
+            raise
+        finally:
+            if reads:
+                connection.set_progress_handler(None, 0)
+            elif time.perf_counter() - started > LOOP_BUDGET_SECONDS:
+                _remember_slow(operation)
+
     @property
     def isolation_level(self) -> str | None:
         return self.sqlite.isolation_level
@@ -186,7 +295,7 @@ class ThreadedConnection:
     async def commit(self) -> None:
         try:
             if self._ends_a_transaction():
-                await self.run(self.sqlite.commit)
+                await self.run(_waiting, self.sqlite, self._wait_limit, self.sqlite.commit)
         finally:
             self._done_writing()
 
@@ -216,10 +325,22 @@ class ThreadedConnection:
         self._calls.put(None)
 
 
+def _waiting(
+    connection: sqlite3.Connection, seconds: float, function: Callable[..., T], *args: Any
+) -> T:
+    """On the connection's thread: call `function` with SQLite's busy timeout at `seconds`, so
+    a lock held by another process is waited for here and not on the loop."""
+    connection.execute(f"PRAGMA busy_timeout={int(seconds * 1000)}")
+    try:
+        return function(*args)
+    finally:
+        connection.execute("PRAGMA busy_timeout=0")
+
+
 def _execute(
     cursor: sqlite3.Cursor, begin: str | None, operation: str, parameters: Any
 ) -> list[Any] | None:
-    """On the connection's thread: begin if due, execute and fetch every row, in one hop."""
+    """Begin if due, execute and fetch every row, in one call."""
     if begin is not None:
         cursor.execute(begin)
     if parameters is None:
@@ -251,7 +372,8 @@ class _Cursor(AsyncAdapt_aiosqlite_cursor):
         async with self._adapt_connection._execute_mutex:
             begin = connection.take_begin()
             await connection.queue_to_write(begin)
-            rows = await connection.run(_execute, self._cursor, begin, operation, parameters)
+            cursor = cast(sqlite3.Cursor, self._cursor)
+            rows = await connection.execute(cursor, begin, operation, parameters)
             if rows is not None:
                 self._rows = deque(rows)
             return self._cursor
@@ -261,9 +383,8 @@ class _Cursor(AsyncAdapt_aiosqlite_cursor):
         async with self._adapt_connection._execute_mutex:
             begin = connection.take_begin()
             await connection.queue_to_write(begin)
-            return await connection.run(
-                _executemany, self._cursor, begin, operation, seq_of_parameters
-            )
+            cursor = cast(sqlite3.Cursor, self._cursor)
+            return await connection.executemany(cursor, begin, operation, seq_of_parameters)
 
 
 class _Connection(AsyncAdapt_aiosqlite_connection):

@@ -22,12 +22,10 @@ from sqlalchemy import (
     BigInteger,
     ForeignKey,
     Index,
-    Insert,
     Integer,
     String,
     Table,
     bindparam,
-    insert,
     select,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -35,6 +33,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from rapport.db.base import Base, BigId, JsonDoc
+from rapport.db.helpers import insert_rows
+from rapport.db.prepared import Prepared
 from rapport.db.types import UTCDateTime
 from rapport.lib.clock import utcnow
 
@@ -541,28 +541,27 @@ async def _write_events(session: AsyncSession, pending: list[_Pending]) -> list[
     # in one statement: the log is appended to, never read back through this session, so it
     # needs no ORM objects, and their ids need not come back.
     await session.flush()
-    await session.execute(_INSERT_EVENTS, rows)
+    await insert_rows(session, _EVENTS, rows)
     return published
 
 
-_INSERT_EVENTS = insert(cast(Table, Event.__table__))
+_EVENTS = cast(Table, Event.__table__)
 
 
 async def _take_numbers(session: AsyncSession, account_id: int, count: int) -> int:
     """Reserve `count` numbers; the upsert holds the counter row's lock until commit."""
     statement = _take_numbers_statement(session.get_bind().dialect.name == "postgresql")
-    result = await session.execute(statement, {"account_id": account_id, "count": count})
-    return int(result.scalar_one())
+    return int(await statement.scalar(session, {"account_id": account_id, "count": count}))
 
 
-_TAKE_NUMBERS: dict[bool, Insert] = {}
+_TAKE_NUMBERS: dict[bool, Prepared] = {}
 
 
-def _take_numbers_statement(postgres: bool) -> Insert:
+def _take_numbers_statement(postgres: bool) -> Prepared:
     """The counter's upsert, built once per dialect (every commit with events runs it; its
     values are bound parameters, so SQLAlchemy reuses its compiled form)."""
-    statement = _TAKE_NUMBERS.get(postgres)
-    if statement is None:
+    prepared = _TAKE_NUMBERS.get(postgres)
+    if prepared is None:
         builder = postgresql.insert if postgres else sqlite.insert
         table = cast(Table, EventCounter.__table__)
         count = bindparam("count", type_=Integer())
@@ -574,8 +573,8 @@ def _take_numbers_statement(postgres: bool) -> Insert:
             )
             .returning(table.c.last_seq)
         )
-        _TAKE_NUMBERS[postgres] = statement
-    return statement
+        prepared = _TAKE_NUMBERS[postgres] = Prepared(statement)
+    return prepared
 
 
 async def events_after(

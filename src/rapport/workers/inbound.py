@@ -21,6 +21,7 @@ from rapport.channels.registry import inbox_adapter
 from rapport.db import outbox
 from rapport.db.helpers import table_of
 from rapport.db.outbox import ClaimedJob
+from rapport.db.prepared import Prepared
 from rapport.domain import events
 from rapport.domain.accounts.models import Account
 from rapport.domain.contacts import actions as contact_actions
@@ -114,14 +115,16 @@ class _Payload(NamedTuple):
 
 
 _INBOUND = table_of(InboundEvent)
-_PAYLOAD = select(
-    _INBOUND.c.id,
-    _INBOUND.c.inbox_id,
-    _INBOUND.c.account_id,
-    _INBOUND.c.status,
-    _INBOUND.c.body,
-    _INBOUND.c.content_type,
-).where(_INBOUND.c.id == bindparam("inbound_id"))
+_PAYLOAD = Prepared(
+    select(
+        _INBOUND.c.id,
+        _INBOUND.c.inbox_id,
+        _INBOUND.c.account_id,
+        _INBOUND.c.status,
+        _INBOUND.c.body,
+        _INBOUND.c.content_type,
+    ).where(_INBOUND.c.id == bindparam("inbound_id"))
+)
 
 
 async def _load_in_batch(
@@ -131,7 +134,7 @@ async def _load_in_batch(
     batch has loaded already (`inboxes`, which also keeps those objects in the session) is
     read as a plain row; otherwise the one statement loads all three."""
     if inboxes:
-        row = (await session.execute(_PAYLOAD, {"inbound_id": inbound_id})).first()
+        row = await _PAYLOAD.first(session, {"inbound_id": inbound_id})
         if row is None or row.status == "processed":
             return None
         payload = _Payload(*row)

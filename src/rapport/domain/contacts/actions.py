@@ -8,12 +8,13 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
-from sqlalchemy import bindparam, case, delete, func, insert, select, tuple_, update
+from sqlalchemy import bindparam, case, delete, func, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rapport.db import outbox
-from rapport.db.helpers import insert_object, sync_loaded, table_of
+from rapport.db.helpers import insert_object, insert_rows, sync_loaded, table_of
+from rapport.db.prepared import Prepared
 from rapport.domain import events
 from rapport.domain.accounts.models import Account
 from rapport.domain.agents.models import User
@@ -264,25 +265,22 @@ async def _lock_and_mark_active(
     """Lock the contact until commit and mark its activity in one statement (an UPDATE, which
     takes the row lock), giving it the sender's name if it has none; no object is loaded."""
     name = name.strip()[:200]
-    row = (
-        await session.execute(
-            _LOCK_AND_MARK_ACTIVE,
-            {"contact_id": contact_id, "active_at": active_at, "sender_name": name},
-        )
-    ).first()
+    row = await _LOCK_AND_MARK_ACTIVE.first(
+        session, {"contact_id": contact_id, "active_at": active_at, "sender_name": name}
+    )
     if row is None:
         raise NotFound("contact")
     sync_loaded(session, Contact, contact_id, {"last_activity_at": active_at, "name": row.name})
 
 
-# The statements every inbound message runs are built once with their values bound: SQLAlchemy
-# then reuses their compiled form instead of building and keying a new statement each time.
-# They are Core statements on the tables: rows in, rows out, no ORM loading or flushing. No bound
-# value is named like a column: Core would add it to an UPDATE's SET clause.
+# The statements every inbound message runs are built once with their values bound, as Core
+# statements on the tables: rows in, rows out, no ORM loading or flushing. Those of one row go
+# straight to the driver (`Prepared`, ADR 11). No bound value is named like a column: Core
+# would add it to an UPDATE's SET clause.
 _CONTACTS = table_of(Contact)
 _IDENTITIES_TABLE = table_of(Identity)
 # A nameless contact takes the sender's name; an empty sender name leaves any name as it is.
-_LOCK_AND_MARK_ACTIVE = (
+_LOCK_AND_MARK_ACTIVE = Prepared(
     update(_CONTACTS)
     .where(_CONTACTS.c.id == bindparam("contact_id"))
     .values(
@@ -300,16 +298,18 @@ _KNOWN = select(
 ).where(_IDENTITIES_TABLE.c.account_id == bindparam("account_id"))
 # A message usually carries one claim: a plain statement, not an expanding IN, whose SQL
 # SQLAlchemy would render again on every execution.
-_IDENTITY = _KNOWN.where(
-    _IDENTITIES_TABLE.c.kind == bindparam("kind"), _IDENTITIES_TABLE.c.value == bindparam("value")
+_IDENTITY = Prepared(
+    _KNOWN.where(
+        _IDENTITIES_TABLE.c.kind == bindparam("kind"),
+        _IDENTITIES_TABLE.c.value == bindparam("value"),
+    )
 )
 _IDENTITIES = _KNOWN.where(
     tuple_(_IDENTITIES_TABLE.c.kind, _IDENTITIES_TABLE.c.value).in_(
         bindparam("keys", expanding=True)
     )
 )
-_INSERT_IDENTITY = insert(_IDENTITIES_TABLE)
-_SEEN_ONE = (
+_SEEN_ONE = Prepared(
     update(_IDENTITIES_TABLE)
     .where(_IDENTITIES_TABLE.c.id == bindparam("identity_id"))
     .values(last_seen_at=bindparam("now"))
@@ -319,7 +319,7 @@ _SEEN = (
     .where(_IDENTITIES_TABLE.c.id.in_(bindparam("ids", expanding=True)))
     .values(last_seen_at=bindparam("now"))
 )
-_SEEN_AND_VERIFIED = (
+_SEEN_AND_VERIFIED = Prepared(
     update(_IDENTITIES_TABLE)
     .where(_IDENTITIES_TABLE.c.id == bindparam("identity_id"))
     .values(last_seen_at=bindparam("now"), verification=bindparam("stronger"))
@@ -331,12 +331,13 @@ async def _identities_for(
 ) -> dict[tuple[str, str], _Known]:
     if len(claims) == 1:
         (claim,) = claims
-        rows = await session.execute(
-            _IDENTITY, {"account_id": account_id, "kind": claim.kind.value, "value": claim.value}
+        rows = await _IDENTITY.all(
+            session, {"account_id": account_id, "kind": claim.kind.value, "value": claim.value}
         )
     else:
         keys = [(c.kind.value, c.value) for c in claims]
-        rows = await session.execute(_IDENTITIES, {"account_id": account_id, "keys": keys})
+        result = await session.execute(_IDENTITIES, {"account_id": account_id, "keys": keys})
+        rows = list(result.all())
     return {(row.kind, row.value): _Known(*row) for row in rows}
 
 
@@ -364,28 +365,30 @@ async def _attach(
                     "kind": claim.kind,
                     "value": claim.value,
                     "verification": claim.verification,
+                    "opted_out_at": None,
+                    "meta": {},
+                    "created_at": now,
                     "last_seen_at": now,
                 }
             )
         elif identity.contact_id != contact_id:
             conflicts.append((claim, identity.contact_id))
         elif _STRENGTH[claim.verification] > _STRENGTH[Verification(identity.verification)]:
-            await session.execute(
-                _SEEN_AND_VERIFIED,
-                {"identity_id": identity.id, "now": now, "stronger": claim.verification},
+            await _SEEN_AND_VERIFIED.all(
+                session, {"identity_id": identity.id, "now": now, "stronger": claim.verification}
             )
             _synced_identity(session, identity.id, now, claim.verification)
         else:
             seen.append(identity.id)
     if seen:
         if len(seen) == 1:
-            await session.execute(_SEEN_ONE, {"identity_id": seen[0], "now": now})
+            await _SEEN_ONE.all(session, {"identity_id": seen[0], "now": now})
         else:
             await session.execute(_SEEN, {"ids": seen, "now": now})
         for identity_id in seen:
             _synced_identity(session, identity_id, now)
     if new:
-        await session.execute(_INSERT_IDENTITY, new)
+        await insert_rows(session, _IDENTITIES_TABLE, new)
     return conflicts
 
 

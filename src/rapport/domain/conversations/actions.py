@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from rapport.db import outbox
 from rapport.db.helpers import insert_object, sync_loaded, table_of
+from rapport.db.prepared import Prepared
 from rapport.domain import events
 from rapport.domain.accounts.models import Account, JoinPolicy
 from rapport.domain.agents.models import Team, User
@@ -151,11 +152,9 @@ async def _received_before(
 ) -> Received | None:
     """The stored message of a redelivery, marked duplicate; None (the usual case) after one
     plain-row lookup that loads nothing."""
-    found = (
-        await session.execute(
-            _MESSAGE_ID_BY_PROVIDER_ID, {"inbox_id": inbox_id, "provider_id": provider_id}
-        )
-    ).first()
+    found = await _MESSAGE_ID_BY_PROVIDER_ID.first(
+        session, {"inbox_id": inbox_id, "provider_id": provider_id}
+    )
     if found is None:
         return None
     existing = await session.get(Message, found.id)
@@ -243,8 +242,8 @@ async def _touch_on_incoming(
         for name, value in values.items():
             setattr(conversation, name, value)
         return
-    await session.execute(
-        _TOUCH_CONVERSATION,
+    await _TOUCH_CONVERSATION.all(
+        session,
         {
             "conversation_id": conversation.id,
             "at": now,
@@ -278,11 +277,14 @@ async def _outgoing_by_reference(
 # value bound to an UPDATE is named like a column: Core would add it to the SET clause.
 _MESSAGES = table_of(Message)
 _CONVERSATIONS = table_of(Conversation)
-_MESSAGE_ID_BY_PROVIDER_ID = select(_MESSAGES.c.id, _MESSAGES.c.conversation_id).where(
-    _MESSAGES.c.inbox_id == bindparam("inbox_id"),
-    _MESSAGES.c.provider_id == bindparam("provider_id"),
+# The two of one row go straight to the driver (`Prepared`, ADR 11).
+_MESSAGE_ID_BY_PROVIDER_ID = Prepared(
+    select(_MESSAGES.c.id, _MESSAGES.c.conversation_id).where(
+        _MESSAGES.c.inbox_id == bindparam("inbox_id"),
+        _MESSAGES.c.provider_id == bindparam("provider_id"),
+    )
 )
-_TOUCH_CONVERSATION = (
+_TOUCH_CONVERSATION = Prepared(
     update(_CONVERSATIONS)
     .where(_CONVERSATIONS.c.id == bindparam("conversation_id"))
     .values(

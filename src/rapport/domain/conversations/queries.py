@@ -20,7 +20,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from rapport.db.helpers import table_of
+from rapport.db.helpers import object_of_row, table_of
+from rapport.db.prepared import Prepared
 from rapport.domain.agents.models import Team, User
 from rapport.domain.contacts.models import Contact, Identity
 from rapport.domain.conversations.models import (
@@ -241,9 +242,14 @@ async def _last_messages(session: AsyncSession, conversation_ids: list[int]) -> 
     return {row.conversation_id: row for row in rows}
 
 
-_CONVERSATION_BY_ID = select(Conversation).where(
-    Conversation.id == bindparam("conversation_id"),
-    Conversation.account_id == bindparam("account_id"),  # tenant isolation stays in the query
+# Every conversation view and action reads it: a plain row straight from the driver (ADR 11),
+# made the session's object by `object_of_row`.
+_CONVERSATIONS = table_of(Conversation)
+_CONVERSATION_BY_ID = Prepared(
+    select(_CONVERSATIONS).where(
+        _CONVERSATIONS.c.id == bindparam("conversation_id"),
+        _CONVERSATIONS.c.account_id == bindparam("account_id"),  # tenant isolation in the query
+    )
 )
 
 
@@ -255,18 +261,14 @@ async def get_visible_conversation(
     The row is read by a statement built once and judged by `can_see`, the Python half of the
     one visibility rule, rather than by building its SQL half into a new select() each time.
     """
-    conversation = await session.scalar(
-        _CONVERSATION_BY_ID,
-        {"conversation_id": conversation_id, "account_id": viewer.account_id},
+    row = await _CONVERSATION_BY_ID.first(
+        session, {"conversation_id": conversation_id, "account_id": viewer.account_id}
     )
-    if conversation is None or not can_see(
-        viewer,
-        account_id=conversation.account_id,
-        assignee_id=conversation.assignee_id,
-        team_id=conversation.team_id,
+    if row is None or not can_see(
+        viewer, account_id=row.account_id, assignee_id=row.assignee_id, team_id=row.team_id
     ):
         raise NotFound("conversation")
-    return conversation
+    return object_of_row(session, Conversation, row)
 
 
 async def names_by_id(session: AsyncSession, account_id: int) -> dict[str, dict[int, str]]:

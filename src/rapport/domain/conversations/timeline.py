@@ -26,6 +26,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from rapport.db.prepared import Prepared
 from rapport.domain.agents.models import User
 from rapport.domain.conversations.models import Attachment, Conversation, Message
 from rapport.domain.errors import NotFound
@@ -215,8 +216,9 @@ def _page_statement(*, before: bool) -> Executable:
     )
 
 
-_LATEST_PAGE = _page_statement(before=False)
-_PAGE_BEFORE = _page_statement(before=True)
+# Every conversation view reads one of these: straight to the driver (ADR 11).
+_LATEST_PAGE = Prepared(_page_statement(before=False))
+_PAGE_BEFORE = Prepared(_page_statement(before=True))
 # Where each part of a page's row starts.
 _MESSAGE = 1
 _SENDER = _MESSAGE + _MESSAGE_WIDTH
@@ -250,12 +252,12 @@ async def conversation_timeline(
     """Messages and the events worth showing between them, oldest first; and whether more exist."""
     params = {"conversation_id": conversation.id, "limit": limit + 1}
     if before_id is None:
-        result = await session.execute(_LATEST_PAGE, params)
+        rows = await _LATEST_PAGE.all(session, params)
     else:
-        result = await session.execute(_PAGE_BEFORE, {**params, "before_id": before_id})
+        rows = await _PAGE_BEFORE.all(session, {**params, "before_id": before_id})
     page: list[TimelineMessage] = []  # newest first, one more than `limit` if more exist
     timeline_events: list[TimelineEvent] = []
-    for row in result.all():
+    for row in rows:
         if row[0]:
             timeline_events.append(TimelineEvent(EventView(*row[_EVENT:_ACTOR]), row[_ACTOR]))
             continue

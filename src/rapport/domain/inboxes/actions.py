@@ -9,8 +9,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from rapport.db import outbox
 from rapport.db.helpers import table_of
+from rapport.db.prepared import Prepared
 from rapport.domain import events
 from rapport.domain.errors import InvalidInput, NotFound
+from rapport.domain.inboxes import queries
 from rapport.domain.inboxes.models import InboundEvent, Inbox
 from rapport.lib.clock import utcnow
 from rapport.lib.crypto import SecretBox, random_token
@@ -98,24 +100,13 @@ async def store_inbound(
         ref="inbound_event_id",
         account_id=inbox.account_id,
         only_if=_INBOX_UNCHANGED if if_unchanged else None,
-        only_if_values={"inbox_id_as_read": inbox.id, "config_as_read": inbox.config_encrypted}
-        if if_unchanged
-        else None,
+        only_if_values=queries.as_read_values(inbox) if if_unchanged else None,
     )
     return inbound_id is not None
 
 
 _INBOXES = table_of(Inbox)
-_INBOX_UNCHANGED = (
-    select(_INBOXES.c.id)
-    .where(
-        _INBOXES.c.id == bindparam("inbox_id_as_read", type_=_INBOXES.c.id.type),
-        _INBOXES.c.is_active.is_(True),
-        _INBOXES.c.config_encrypted
-        == bindparam("config_as_read", type_=_INBOXES.c.config_encrypted.type),
-    )
-    .exists()
-)
+_INBOX_UNCHANGED = select(_INBOXES.c.id).where(queries.AS_READ).exists()
 
 
 # Built once, values bound: the worker runs it for every payload and SQLAlchemy reuses its
@@ -126,11 +117,19 @@ _MARK_PROCESSED = (
     .where(_INBOUND.c.id.in_(bindparam("ids", expanding=True)))
     .values(status="processed", error=None, processed_at=bindparam("now"))
 )
+# One payload (a batch of one): straight to the driver (ADR 11).
+_MARK_ONE_PROCESSED = Prepared(
+    update(_INBOUND)
+    .where(_INBOUND.c.id == bindparam("inbound_id"))
+    .values(status="processed", error=None, processed_at=bindparam("now"))
+)
 
 
 async def mark_inbound_processed(session: AsyncSession, *, inbound_ids: list[int]) -> None:
     """Mark payloads processed, in one statement however many (a worker's batch)."""
-    if inbound_ids:
+    if len(inbound_ids) == 1:
+        await _MARK_ONE_PROCESSED.all(session, {"inbound_id": inbound_ids[0], "now": utcnow()})
+    elif inbound_ids:
         await session.execute(_MARK_PROCESSED, {"ids": inbound_ids, "now": utcnow()})
 
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import weakref
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from rapport.db.helpers import table_of
+from rapport.db.prepared import Prepared
 from rapport.domain.errors import NotFound
 from rapport.domain.inboxes.models import InboundEvent, Inbox
 from rapport.lib.crypto import SecretBox
@@ -40,8 +42,9 @@ async def inbox_for_hook(session: AsyncSession, *, inbox_id: int, channel: str) 
 # call verified against a remembered inbox is stored with `store_inbound(if_unchanged=True)`:
 # the insert itself requires the row to be still active with the same settings (a changed
 # secret is a new ciphertext: Fernet never repeats one), so a remembered copy is never trusted
-# past a change, with no message between processes. `web/routes/hooks.py` reads the inbox
-# again whenever a call was not stored or was refused against a remembered copy.
+# past a change, with no message between processes. When a call was not stored, or was refused
+# against a remembered copy, `web/routes/hooks.py` asks whether the row is still as read
+# (`still_as_read`) and reads it again only when it is not.
 _MEMORY: weakref.WeakKeyDictionary[Any, dict[int, Inbox]] = weakref.WeakKeyDictionary()
 MEMORY_MAX_INBOXES = 10_000
 
@@ -54,14 +57,26 @@ def inbox_memory(engine: Any) -> dict[int, Inbox]:
     return memory
 
 
-def same_settings(a: Inbox, b: Inbox) -> bool:
-    """Whether two reads of an inbox verify and store provider calls alike."""
-    return (a.id, a.channel, a.is_active, a.config_encrypted) == (
-        b.id,
-        b.channel,
-        b.is_active,
-        b.config_encrypted,
-    )
+_INBOXES = table_of(Inbox)
+# The inbox row still as a copy of it was read: active, with the same settings ciphertext.
+# Bound values: `inbox_id_as_read`, `config_as_read` (`as_read_values`).
+AS_READ = and_(
+    _INBOXES.c.id == bindparam("inbox_id_as_read", type_=_INBOXES.c.id.type),
+    _INBOXES.c.is_active.is_(True),
+    _INBOXES.c.config_encrypted
+    == bindparam("config_as_read", type_=_INBOXES.c.config_encrypted.type),
+)
+_STILL_AS_READ = Prepared(select(_INBOXES.c.id).where(AS_READ))
+
+
+def as_read_values(inbox: Inbox) -> dict[str, Any]:
+    return {"inbox_id_as_read": inbox.id, "config_as_read": inbox.config_encrypted}
+
+
+async def still_as_read(session: AsyncSession, inbox: Inbox) -> bool:
+    """Whether the inbox is unchanged since `inbox` was read (one small statement, no load):
+    a call not stored with a remembered copy is then a redelivery, and its answer stands."""
+    return await _STILL_AS_READ.first(session, as_read_values(inbox)) is not None
 
 
 async def inbox_by_public_token(session: AsyncSession, token: str) -> Inbox:

@@ -23,7 +23,7 @@ from rapport.domain import events
 from rapport.domain.errors import NotFound
 from rapport.domain.inboxes.actions import store_inbound
 from rapport.domain.inboxes.models import Inbox
-from rapport.domain.inboxes.queries import inbox_for_hook, inbox_memory, same_settings
+from rapport.domain.inboxes.queries import inbox_for_hook, inbox_memory, still_as_read
 from rapport.services import Services
 
 MAX_WEBHOOK_BYTES = 5 * 1024 * 1024
@@ -113,13 +113,18 @@ async def receive(request: Request) -> Response:
         elif await _store(services, inbox, key, raw):
             return _ack(adapter, raw, config)
         # Refused against a remembered copy, or not stored: a redelivery, or the inbox changed
-        # since it was read. Read it again; unchanged, the answer stands.
-        current = await _read_inbox(services, memory, inbox_id, channel)
-        if same_settings(current, inbox):
+        # since it was read. Unchanged (one small statement), the answer stands; else read it
+        # again and judge the call on the fresh copy.
+        if await _still_as_read(services, inbox):
             return key if isinstance(key, Response) else _ack(adapter, raw, config)
-        inbox, fresh = current, True
+        inbox, fresh = await _read_inbox(services, memory, inbox_id, channel), True
     # Changed under every attempt: the provider retries later.
     return PlainTextResponse("busy, retry", status_code=503, headers={"Retry-After": "1"})
+
+
+async def _still_as_read(services: Services, inbox: Inbox) -> bool:
+    async with services.read_session() as session:
+        return await still_as_read(session, inbox)
 
 
 async def _read_inbox(
