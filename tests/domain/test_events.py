@@ -38,6 +38,36 @@ async def test_concurrent_writers_still_get_gap_free_numbers(services, factory):
     assert len(seqs) >= 12 * 3  # contact, conversation and message events each
 
 
+async def test_one_commit_numbers_each_accounts_events_in_order_whatever_their_number(
+    services, factory
+):
+    """A few events of an account are numbered and written in one statement on PostgreSQL,
+    many in two: either way the numbers published are the numbers stored, in record order."""
+    acme, globex = await factory.account("Acme"), await factory.account("Globex")
+    for count in (1, 3, 8, 9, 20):
+        async with services.session() as session:
+            for account in (globex, acme):
+                for n in range(count):
+                    failed = events.InboundFailed(
+                        inbound_event_id=1000 * account.id + n, inbox_id=1, error="x"
+                    )
+                    events.record(session, account_id=account.id, event=failed)
+            published = await events.commit(session)
+        async with services.read_session() as session:
+            stored = {
+                (row.account_id, row.seq): row.data["inbound_event_id"]
+                for row in await session.scalars(select(Event))
+            }
+        for account in (acme, globex):
+            mine = [p for p in published if p.account_id == account.id]
+            sent = [p.event.inbound_event_id for p in mine]
+            assert sent == [1000 * account.id + n for n in range(count)]
+            assert [stored[(account.id, p.seq)] for p in mine] == sent
+    for account in (acme, globex):
+        seqs = await _seqs(services, account.id)
+        assert seqs == list(range(1, 1 + 1 + 3 + 8 + 9 + 20))  # gap-free across commits
+
+
 async def test_nothing_is_published_before_commit_and_rollback_drops_events(services, factory):
     account = await factory.account()
     published = []

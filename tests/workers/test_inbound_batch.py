@@ -8,6 +8,7 @@ from rapport.domain.conversations.models import Message
 from rapport.domain.events import Event
 from rapport.domain.inboxes.actions import store_inbound
 from rapport.domain.inboxes.models import InboundEvent
+from rapport.workers import inbound
 from tests.support.factory import api_message, deliver_api_calls, signed_api_call
 
 
@@ -89,3 +90,27 @@ async def test_a_redelivered_payload_in_a_batch_is_one_message(client, services,
     await deliver_api_calls(client, inbox, [api_message(3, "ana")])
     assert await worker.run_once() == 2
     assert await _count(services, Message) == 3
+    assert await _count(services, InboundEvent, InboundEvent.status == "processed") == 4
+    assert await _count(services, OutboxJob) == 0
+
+
+async def test_one_message_twice_in_a_batch_is_one_message(
+    client, services, factory, worker, monkeypatch
+):
+    """A batch does not look messages up by provider id; the unique index refuses the second
+    copy and the batch rolls back. Alone, the two payloads run side by side: the one that
+    meets the other's row is tried again and records the redelivery."""
+    monkeypatch.setattr(inbound, "CONCURRENT_COPY_DELAY", 0.0)
+    account = await factory.account()
+    inbox = await factory.api_inbox(account)
+    async with services.session() as session:
+        for key in ("first", "second"):
+            body, _ = signed_api_call(api_message(1, "ana"))
+            await store_inbound(
+                session, inbox=inbox, dedupe_key=key, body=body, content_type="application/json"
+            )
+        await events.commit(session)
+    assert await worker.drain() >= 2
+    assert await _count(services, Message) == 1
+    assert await _count(services, InboundEvent, InboundEvent.status == "processed") == 2
+    assert await _count(services, OutboxJob) == 0

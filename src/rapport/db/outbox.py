@@ -153,10 +153,11 @@ async def insert_and_enqueue(
 
 
 _STATEMENTS: dict[tuple[Any, ...], Prepared] = {}
-_JOBS = table_of(OutboxJob)
+# The jobs' table, for statements that end jobs along with their own work in one round trip.
+JOBS = table_of(OutboxJob)
 # A job queued with a stored row on SQLite (`insert_and_enqueue`), built once.
 _ENQUEUE = Prepared(
-    insert(_JOBS).values(
+    insert(JOBS).values(
         account_id=bindparam("account_id"),
         kind=bindparam("kind"),
         payload=bindparam("payload"),
@@ -191,7 +192,7 @@ def _insert_and_enqueue_statement(
         )
         now = bindparam("now", type_=UTCDateTime())
         statement = (
-            insert(_JOBS)
+            insert(JOBS)
             .from_select(
                 ["account_id", "kind", "payload", "available_at", "attempts", "created_at"],
                 select(
@@ -203,7 +204,7 @@ def _insert_and_enqueue_statement(
                     now,
                 ),
             )
-            .returning(_JOBS.c.payload)
+            .returning(JOBS.c.payload)
         )
         prepared = _STATEMENTS[key] = Prepared(statement)
     return prepared
@@ -247,24 +248,22 @@ def _claim_statement(postgres: bool) -> Prepared:
     if prepared is None:
         now = bindparam("now", type_=UTCDateTime())
         due = (
-            select(_JOBS.c.id)
-            .where(_JOBS.c.dead_at.is_(None), _JOBS.c.available_at <= now)
-            .order_by(_JOBS.c.available_at, _JOBS.c.id)
+            select(JOBS.c.id)
+            .where(JOBS.c.dead_at.is_(None), JOBS.c.available_at <= now)
+            .order_by(JOBS.c.available_at, JOBS.c.id)
             .limit(bindparam("limit", type_=Integer()))
         )
         if postgres:
             due = due.with_for_update(skip_locked=True)
         statement = (
-            update(_JOBS)
-            .where(_JOBS.c.id.in_(due))
+            update(JOBS)
+            .where(JOBS.c.id.in_(due))
             .values(
                 available_at=bindparam("lease_until", type_=UTCDateTime()),
-                attempts=_JOBS.c.attempts + 1,
+                attempts=JOBS.c.attempts + 1,
                 locked_by=bindparam("worker_id", type_=String()),
             )
-            .returning(
-                _JOBS.c.id, _JOBS.c.kind, _JOBS.c.payload, _JOBS.c.attempts, _JOBS.c.account_id
-            )
+            .returning(JOBS.c.id, JOBS.c.kind, JOBS.c.payload, JOBS.c.attempts, JOBS.c.account_id)
         )
         prepared = _CLAIMS[postgres] = Prepared(statement)
     return prepared
@@ -272,8 +271,8 @@ def _claim_statement(postgres: bool) -> Prepared:
 
 # Built once, values bound: every finished job runs one of these, and SQLAlchemy reuses their
 # compiled form. Core statements: a job is finished by id, never through a loaded ORM object.
-_COMPLETE = Prepared(delete(_JOBS).where(_JOBS.c.id == bindparam("job_id")))
-_COMPLETE_ALL = delete(_JOBS).where(_JOBS.c.id.in_(bindparam("job_ids", expanding=True)))
+_COMPLETE = Prepared(delete(JOBS).where(JOBS.c.id == bindparam("job_id")))
+_COMPLETE_ALL = delete(JOBS).where(JOBS.c.id.in_(bindparam("job_ids", expanding=True)))
 
 
 async def complete(session: AsyncSession, job_id: int) -> None:

@@ -26,6 +26,8 @@ from sqlalchemy import (
     String,
     Table,
     bindparam,
+    insert,
+    literal,
     select,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -513,39 +515,48 @@ async def _write_events(session: AsyncSession, pending: list[_Pending]) -> list[
     by_account: dict[int, list[_Pending]] = defaultdict(list)
     for item in pending:
         by_account[item.account_id].append(item)
+    # The rows the events refer to first (a new contact, conversation or message). The log is
+    # appended to, never read back through this session: no ORM objects, no ids returned.
+    await session.flush()
+    postgres = session.get_bind().dialect.name == "postgresql"
     published: list[PublishedEvent] = []
-    rows: list[dict[str, Any]] = []
+    numbered: list[dict[str, Any]] = []
     # Lock account rows in id order so two transactions touching two accounts cannot deadlock.
     for account_id in sorted(by_account):
         items = by_account[account_id]
-        last = await _take_numbers(session, account_id, len(items))
-        first = last - len(items) + 1
+        rows = [_row(account_id, item) for item in items]
+        if postgres and len(rows) <= _NUMBERED_AT_ONCE:
+            # The counter's upsert and the rows in one statement: a round trip fewer.
+            last = await _number_and_insert(session, account_id, rows)
+        else:
+            last = await _take_numbers(session, account_id, len(items))
+            for offset, row in enumerate(rows):
+                row["seq"] = last - len(rows) + 1 + offset
+            numbered += rows
         for offset, item in enumerate(items):
-            seq = first + offset
-            rows.append(
-                {
-                    "account_id": account_id,
-                    "seq": seq,
-                    "type": item.event.type,
-                    "conversation_id": item.event.conversation_ref,
-                    "contact_id": item.event.contact_ref,
-                    "actor_user_id": item.actor_user_id,
-                    "data": item.event.model_dump(mode="json"),
-                    "created_at": item.created_at,
-                }
-            )
+            seq = last - len(items) + 1 + offset
             published.append(
                 PublishedEvent(account_id, seq, item.event, item.actor_user_id, item.created_at)
             )
-    # The rows they refer to first (a new contact, conversation or message), then the events
-    # in one statement: the log is appended to, never read back through this session, so it
-    # needs no ORM objects, and their ids need not come back.
-    await session.flush()
-    await insert_rows(session, _EVENTS, rows)
+    await insert_rows(session, _EVENTS, numbered)
     return published
 
 
+def _row(account_id: int, item: _Pending) -> dict[str, Any]:
+    """An event's row, numbered later."""
+    return {
+        "account_id": account_id,
+        "type": item.event.type,
+        "conversation_id": item.event.conversation_ref,
+        "contact_id": item.event.contact_ref,
+        "actor_user_id": item.actor_user_id,
+        "data": item.event.model_dump(mode="json"),
+        "created_at": item.created_at,
+    }
+
+
 _EVENTS = cast(Table, Event.__table__)
+_COUNTERS = cast(Table, EventCounter.__table__)
 
 
 async def _take_numbers(session: AsyncSession, account_id: int, count: int) -> int:
@@ -562,19 +573,54 @@ def _take_numbers_statement(postgres: bool) -> Prepared:
     values are bound parameters, so SQLAlchemy reuses its compiled form)."""
     prepared = _TAKE_NUMBERS.get(postgres)
     if prepared is None:
-        builder = postgresql.insert if postgres else sqlite.insert
-        table = cast(Table, EventCounter.__table__)
-        count = bindparam("count", type_=Integer())
-        statement = (
-            builder(table)
-            .values(account_id=bindparam("account_id"), last_seq=count)
-            .on_conflict_do_update(
-                index_elements=[table.c.account_id], set_={"last_seq": table.c.last_seq + count}
-            )
-            .returning(table.c.last_seq)
+        prepared = _TAKE_NUMBERS[postgres] = Prepared(
+            _counter_upsert(postgresql.insert if postgres else sqlite.insert)
         )
-        prepared = _TAKE_NUMBERS[postgres] = Prepared(statement)
     return prepared
+
+
+def _counter_upsert(builder: Any) -> Any:
+    count = bindparam("count", type_=Integer())
+    return (
+        builder(_COUNTERS)
+        .values(account_id=bindparam("account_id"), last_seq=count)
+        .on_conflict_do_update(
+            index_elements=[_COUNTERS.c.account_id], set_={"last_seq": _COUNTERS.c.last_seq + count}
+        )
+        .returning(_COUNTERS.c.last_seq)
+    )
+
+
+# Up to this many events of one account are numbered and written in one statement.
+_NUMBERED_AT_ONCE = 8
+_NUMBER_AND_INSERT: dict[int, tuple[Prepared, tuple[str, ...]]] = {}
+
+
+async def _number_and_insert(
+    session: AsyncSession, account_id: int, rows: list[dict[str, Any]]
+) -> int:
+    """PostgreSQL: reserve the numbers and write the rows in one statement (the upsert as a
+    data-modifying CTE, each row's number computed from its result); the last number."""
+    count = len(rows)
+    if count not in _NUMBER_AND_INSERT:
+        taken = _counter_upsert(postgresql.insert).cte("taken")
+        last = select(taken.c.last_seq).scalar_subquery()
+        columns = tuple(c.key for c in _EVENTS.c if c.key not in ("id", "seq", "account_id"))
+        values = []
+        for n in range(count):
+            value: dict[str, Any] = {
+                name: bindparam(f"{name}__{n}", type_=_EVENTS.c[name].type) for name in columns
+            }
+            value["account_id"] = bindparam("account_id", type_=_EVENTS.c.account_id.type)
+            value["seq"] = last - literal(count - 1 - n, Integer())
+            values.append(value)
+        built = insert(_EVENTS).values(values).returning(_EVENTS.c.seq)
+        _NUMBER_AND_INSERT[count] = (Prepared(built), columns)
+    statement, columns = _NUMBER_AND_INSERT[count]
+    params: dict[str, Any] = {"account_id": account_id, "count": count}
+    for n, row in enumerate(rows):
+        params.update({f"{name}__{n}": row[name] for name in columns})
+    return max(int(seq) for (seq,) in await statement.all(session, params))
 
 
 async def events_after(

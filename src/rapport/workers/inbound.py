@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 
 import structlog
 from sqlalchemy import bindparam, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rapport.channels.base import BadPayload, Channel, SendContext
@@ -21,7 +22,6 @@ from rapport.channels.registry import inbox_adapter
 from rapport.db import outbox
 from rapport.db.helpers import table_of
 from rapport.db.outbox import ClaimedJob
-from rapport.db.prepared import Prepared
 from rapport.domain import events
 from rapport.domain.accounts.models import Account
 from rapport.domain.contacts import actions as contact_actions
@@ -39,6 +39,9 @@ log = structlog.get_logger(__name__)
 # A status may arrive before our send recorded the provider id: look again a few times.
 ORPHAN_STATUS_RETRIES = 4
 ORPHAN_STATUS_DELAY = 3.0
+# Another job stored the same row at the same time (one message in two payloads): once that
+# job has committed, this one finds its row and records a redelivery.
+CONCURRENT_COPY_DELAY = 1.0
 
 
 class RetryLater(Exception):
@@ -115,35 +118,34 @@ class _Payload(NamedTuple):
 
 
 _INBOUND = table_of(InboundEvent)
-_PAYLOAD = Prepared(
-    select(
-        _INBOUND.c.id,
-        _INBOUND.c.inbox_id,
-        _INBOUND.c.account_id,
-        _INBOUND.c.status,
-        _INBOUND.c.body,
-        _INBOUND.c.content_type,
-    ).where(_INBOUND.c.id == bindparam("inbound_id"))
+_PAYLOADS = select(
+    _INBOUND.c.id,
+    _INBOUND.c.inbox_id,
+    _INBOUND.c.account_id,
+    _INBOUND.c.status,
+    _INBOUND.c.body,
+    _INBOUND.c.content_type,
+).where(_INBOUND.c.id.in_(bindparam("ids", expanding=True)))
+_INBOX_WITH_ACCOUNT = (
+    select(Inbox, Account)
+    .join(Account, Account.id == Inbox.account_id)
+    .where(Inbox.id == bindparam("inbox_id"))
 )
 
 
-async def _load_in_batch(
-    session: AsyncSession, inbound_id: int, inboxes: dict[int, tuple[Inbox, Account]]
-) -> tuple[InboundEvent | _Payload, Inbox, Account] | None:
-    """`_load` for a batch, whose payloads mostly share one inbox: a payload of an inbox the
-    batch has loaded already (`inboxes`, which also keeps those objects in the session) is
-    read as a plain row; otherwise the one statement loads all three."""
-    if inboxes:
-        row = await _PAYLOAD.first(session, {"inbound_id": inbound_id})
-        if row is None or row.status == "processed":
-            return None
-        payload = _Payload(*row)
-        if payload.inbox_id in inboxes:
-            return payload, *inboxes[payload.inbox_id]
-    loaded = await _load(session, inbound_id)
-    if loaded is not None:
-        inboxes[loaded[1].id] = (loaded[1], loaded[2])
-    return loaded
+async def _load_batch(
+    session: AsyncSession, inbound_ids: Sequence[int]
+) -> dict[int, tuple[_Payload, Inbox, Account]]:
+    """The batch's pending payloads as plain rows, in one statement, each with its inbox and
+    account, loaded once per inbox (a batch's payloads mostly share one). Payloads gone or
+    processed by an earlier attempt are left out."""
+    rows = await session.execute(_PAYLOADS, {"ids": list(inbound_ids)})
+    payloads = [_Payload(*row) for row in rows if row.status != "processed"]
+    inboxes: dict[int, tuple[Inbox, Account]] = {}
+    for inbox_id in sorted({payload.inbox_id for payload in payloads}):
+        row = (await session.execute(_INBOX_WITH_ACCOUNT, {"inbox_id": inbox_id})).one()
+        inboxes[inbox_id] = (row[0], row[1])
+    return {payload.id: (payload, *inboxes[payload.inbox_id]) for payload in payloads}
 
 
 def _parse(
@@ -220,8 +222,10 @@ async def _apply_or_flag(
     except RetryLater:
         await events.rollback(session)
         raise
-    await inbox_actions.mark_inbound_processed(session, inbound_ids=[inbound.id])
-    await outbox.complete(session, job.id)
+    except IntegrityError as exc:
+        await events.rollback(session)
+        raise RetryLater("stored by another job at the same time", CONCURRENT_COPY_DELAY) from exc
+    await inbox_actions.finish_inbound(session, inbound_ids=[inbound.id], job_ids=[job.id])
     await events.commit(session)
 
 
@@ -232,8 +236,13 @@ async def _apply(
     account: Account,
     parsed: Sequence[Parsed],
     files: dict[int, list[StoredFile]],
+    *,
+    in_batch: bool = False,
 ) -> None:
-    """Apply every parsed item (no commit; the caller marks the payload and ends the job)."""
+    """Apply every parsed item (no commit; the caller marks the payload and ends the job).
+
+    In a batch a message is not looked up by its provider id first: a redelivery fails the
+    batch on the unique index, and each payload then runs on its own, with the lookup."""
     orphans = 0
     for index, item in enumerate(parsed):
         if isinstance(item, StatusUpdate):
@@ -241,7 +250,12 @@ async def _apply(
             orphans += result == actions.StatusResult.unknown
         else:
             await actions.receive_message(
-                session, account=account, inbox=inbox, inbound=item, files=files.get(index, ())
+                session,
+                account=account,
+                inbox=inbox,
+                inbound=item,
+                files=files.get(index, ()),
+                look_for_redelivery=not in_batch,
             )
             if item.consent is not None:
                 await contact_actions.record_consent(
@@ -263,21 +277,25 @@ class _NotBatchable(Exception):
 async def process_inbound_batch(services: Services, jobs: Sequence[ClaimedJob]) -> bool:
     """Apply several payloads in one transaction, in job order; False if it was rolled back.
 
-    Under load most of an inbound job's cost is per transaction: BEGIN and COMMIT, the
-    account's event counter (a lock held to the commit), the job deletions. A batch pays them
-    once. Anything unusual (a payload to flag, media to fetch, a status for a message not
-    recorded yet, any error) rolls the whole batch back and returns False, and the relay runs
-    each job on its own as before, with its own retries: a batch is only ever all of them or
-    none.
+    Under load most of an inbound job's cost is per transaction and per statement: BEGIN and
+    COMMIT, the account's event counter (a lock held to the commit), the job deletions, the
+    payloads' reads. A batch pays them once. Anything unusual (a payload to flag, media to
+    fetch, a status for a message not recorded yet, a redelivered message, any error) rolls
+    the whole batch back and returns False, and the relay runs each job on its own as before,
+    with its own retries: a batch is only ever all of them or none.
     """
     try:
         async with services.session() as session:
-            inboxes: dict[int, tuple[Inbox, Account]] = {}
-            applied = [await _apply_in_batch(services, session, job, inboxes) for job in jobs]
-            await inbox_actions.mark_inbound_processed(
-                session, inbound_ids=[i for i in applied if i is not None]
+            ids = [int(job.payload["inbound_event_id"]) for job in jobs]
+            loaded = await _load_batch(session, ids)
+            applied = []
+            for job, inbound_id in zip(jobs, ids, strict=True):
+                if inbound_id in loaded:
+                    await _apply_in_batch(services, session, job, *loaded[inbound_id])
+                    applied.append(inbound_id)
+            await inbox_actions.finish_inbound(
+                session, inbound_ids=applied, job_ids=[job.id for job in jobs]
             )
-            await outbox.complete_all(session, [job.id for job in jobs])
             await events.commit(session)
     except Exception as exc:  # nothing was committed: each job runs on its own instead
         log.info("inbound.batch_split", jobs=len(jobs), reason=f"{type(exc).__name__}: {exc}")
@@ -289,15 +307,12 @@ async def _apply_in_batch(
     services: Services,
     session: AsyncSession,
     job: ClaimedJob,
-    inboxes: dict[int, tuple[Inbox, Account]],
-) -> int | None:
-    """Apply one payload of a batch; its id, or None when it was done already."""
-    loaded = await _load_in_batch(session, int(job.payload["inbound_event_id"]), inboxes)
-    if loaded is None:
-        return None
-    inbound, inbox, account = loaded
-    _adapter, _config, parsed = _parse(services, inbound, inbox)
+    payload: _Payload,
+    inbox: Inbox,
+    account: Account,
+) -> None:
+    """Apply one payload of a batch."""
+    _adapter, _config, parsed = _parse(services, payload, inbox)
     if _has_media(parsed):
         raise _NotBatchable("media to fetch")
-    await _apply(session, job, inbox, account, parsed, {})
-    return inbound.id
+    await _apply(session, job, inbox, account, parsed, {}, in_batch=True)

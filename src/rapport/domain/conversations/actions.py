@@ -96,13 +96,17 @@ async def receive_message(
     inbox: Inbox,
     inbound: InboundMessage,
     files: Sequence[StoredFile] = (),
+    look_for_redelivery: bool = True,
 ) -> Received | None:
     """Store one inbound message: contact, conversation, channel switch, message, events.
 
     Idempotent by the provider's id: a redelivery returns the stored message marked duplicate.
+    With `look_for_redelivery=False` the caller skips that lookup and lets the unique index on
+    the provider's id refuse a redelivery with an `IntegrityError` instead (the worker's
+    batches, which then roll back and run each payload on its own, with the lookup).
     Returns None for an echo of a send made outside Rapport that has nothing to match.
     """
-    if inbound.provider_id:
+    if inbound.provider_id and look_for_redelivery:
         duplicate = await _received_before(session, inbox.id, inbound.provider_id)
         if duplicate is not None:
             return duplicate

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import BigInteger, any_, bindparam, delete, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rapport.db import outbox
@@ -109,28 +110,51 @@ _INBOXES = table_of(Inbox)
 _INBOX_UNCHANGED = select(_INBOXES.c.id).where(queries.AS_READ).exists()
 
 
-# Built once, values bound: the worker runs it for every payload and SQLAlchemy reuses its
-# compiled form. A Core statement: the payloads' loaded objects are not read after it.
+# Built once, values bound: the worker runs them for every payload and SQLAlchemy reuses
+# their compiled form. Core statements: the payloads' loaded objects are not read after them.
 _INBOUND = table_of(InboundEvent)
+_PROCESSED: dict[str, Any] = {
+    "status": "processed",
+    "error": None,
+    "processed_at": bindparam("now"),
+}
 _MARK_PROCESSED = (
-    update(_INBOUND)
-    .where(_INBOUND.c.id.in_(bindparam("ids", expanding=True)))
-    .values(status="processed", error=None, processed_at=bindparam("now"))
+    update(_INBOUND).where(_INBOUND.c.id.in_(bindparam("ids", expanding=True))).values(_PROCESSED)
 )
 # One payload (a batch of one): straight to the driver (ADR 11).
 _MARK_ONE_PROCESSED = Prepared(
-    update(_INBOUND)
-    .where(_INBOUND.c.id == bindparam("inbound_id"))
-    .values(status="processed", error=None, processed_at=bindparam("now"))
+    update(_INBOUND).where(_INBOUND.c.id == bindparam("inbound_id")).values(_PROCESSED)
+)
+# PostgreSQL: the payloads marked and their jobs ended in one statement, the update as a
+# data-modifying CTE of the jobs' deletion.
+_IDS = ARRAY(BigInteger())
+_FINISH = Prepared(
+    delete(outbox.JOBS)
+    .where(outbox.JOBS.c.id == any_(bindparam("job_ids", type_=_IDS)))
+    .add_cte(
+        update(_INBOUND)
+        .where(_INBOUND.c.id == any_(bindparam("inbound_ids", type_=_IDS)))
+        .values(_PROCESSED)
+        .returning(_INBOUND.c.id)
+        .cte("processed")
+    )
 )
 
 
-async def mark_inbound_processed(session: AsyncSession, *, inbound_ids: list[int]) -> None:
-    """Mark payloads processed, in one statement however many (a worker's batch)."""
+async def finish_inbound(
+    session: AsyncSession, *, inbound_ids: list[int], job_ids: list[int]
+) -> None:
+    """Mark payloads processed and end the jobs that applied them (a worker's batch, or one):
+    one statement on PostgreSQL, one each elsewhere, however many."""
+    now = utcnow()
+    if session.get_bind().dialect.name == "postgresql":
+        await _FINISH.all(session, {"inbound_ids": inbound_ids, "job_ids": job_ids, "now": now})
+        return
     if len(inbound_ids) == 1:
-        await _MARK_ONE_PROCESSED.all(session, {"inbound_id": inbound_ids[0], "now": utcnow()})
+        await _MARK_ONE_PROCESSED.all(session, {"inbound_id": inbound_ids[0], "now": now})
     elif inbound_ids:
-        await session.execute(_MARK_PROCESSED, {"ids": inbound_ids, "now": utcnow()})
+        await session.execute(_MARK_PROCESSED, {"ids": inbound_ids, "now": now})
+    await outbox.complete_all(session, job_ids)
 
 
 async def mark_inbound_failed(session: AsyncSession, *, inbound: InboundEvent, error: str) -> None:
