@@ -223,8 +223,11 @@ async def _apply_or_flag(
         await events.rollback(session)
         raise
     except IntegrityError as exc:
+        # Most likely another job storing the same row: try again soon, once; a conflict that
+        # comes back is something else, and the usual backoff applies.
         await events.rollback(session)
-        raise RetryLater("stored by another job at the same time", CONCURRENT_COPY_DELAY) from exc
+        delay = CONCURRENT_COPY_DELAY if job.attempts <= 1 else None
+        raise RetryLater(f"a row it writes was stored meanwhile: {exc.orig}", delay) from exc
     await inbox_actions.finish_inbound(session, inbound_ids=[inbound.id], job_ids=[job.id])
     await events.commit(session)
 
