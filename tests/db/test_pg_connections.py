@@ -67,3 +67,29 @@ async def test_a_read_session_on_postgresql_holds_no_transaction(pg_only, db_url
         await asyncio.sleep(0.02)
         assert await session.scalar(text("SELECT now()")) == first
     await database.dispose()
+
+
+async def test_connections_opened_for_a_burst_are_kept_for_the_next(pg_only, db_url):
+    """No overflow: a burst past the pool's size waits for a connection instead of opening one
+    more, and the next burst finds the same connections (no backend start, no handshake)."""
+    engine = create_engine(db_url, pool_size=3)
+
+    async def burst() -> set[int]:
+        holding: list[int] = []
+        release = asyncio.Event()
+
+        async def hold() -> int:
+            async with engine.connect() as conn:
+                pid = int(await conn.scalar(text("SELECT pg_backend_pid()")))
+                holding.append(pid)
+                if len(holding) >= 3:
+                    release.set()
+                await release.wait()
+                return pid
+
+        return set(await asyncio.gather(*(hold() for _ in range(5))))
+
+    first = await burst()
+    assert len(first) == 3
+    assert await burst() == first
+    await engine.dispose()
