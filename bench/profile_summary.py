@@ -16,7 +16,7 @@ def summarise(path: Path, top: int, match: str) -> str:
     total = 0
     for line in path.read_text().splitlines():
         stack, _, count_text = line.rpartition(" ")
-        if not stack:
+        if not stack or not count_text.isdigit():  # a line cut short when py-spy was stopped
             continue
         count = int(count_text)
         frames = stack.split(";")
