@@ -226,15 +226,25 @@ async def highest_rate_held(
     start: float,
     ceiling: float,
     refine: int = 3,
+    tries: int = 2,
 ) -> tuple[float, list[Step]]:
     """Double the rate until a step is not held (or halve it until one is), then bisect
-    `refine` times between the last rate held and the first one not held."""
+    `refine` times between the last rate held and the first one not held.
+
+    A rate not held is tried again, up to `tries` times in all, before the search moves on:
+    on a shared machine one slow second in a step would otherwise decide the whole search.
+    Every try is recorded as a step."""
     steps: list[Step] = []
 
     async def attempt(rate: float) -> bool:
-        held, stats = await run_at(rate)
-        steps.append(Step(rate, held, stats.achieved_rate, stats.p(50), stats.p(99), stats.errors))
-        return held
+        for _ in range(tries):
+            held, stats = await run_at(rate)
+            steps.append(
+                Step(rate, held, stats.achieved_rate, stats.p(50), stats.p(99), stats.errors)
+            )
+            if held:
+                return True
+        return False
 
     low, high = 0.0, None
     rate = start
