@@ -11,7 +11,7 @@ from rapport.domain import events
 from rapport.domain.accounts.models import Account
 from rapport.domain.contacts.models import Contact, Identity, IdentityKind, Verification
 from rapport.domain.conversations import actions
-from rapport.domain.conversations.models import Conversation, Message
+from rapport.domain.conversations.models import Conversation, Message, Status
 from rapport.domain.inboxes.models import Inbox
 from rapport.domain.ports import IdentityClaim, InboundMessage
 
@@ -152,3 +152,32 @@ async def test_a_core_insert_must_name_every_column(services, factory):
     async with services.read_session() as session:
         stored = await session.get(Contact, contact.id)
     assert stored is not None and _columns(stored) == _columns(contact)
+
+
+async def test_a_conversation_changed_in_the_session_is_judged_as_changed(services, factory):
+    """A batch applies several payloads in one session: a conversation resolved (or reopened)
+    by an earlier one, not yet written, must count as such when the next message looks for
+    the contact's open conversation."""
+    account = await factory.account()
+    inbox = await factory.api_inbox(account)
+    first = await _receive(services, account, inbox, _inbound("first"))
+    async with services.session() as session:
+        conversation = await session.get(Conversation, first.conversation.id)
+        assert conversation is not None
+        account_row = await session.get(Account, account.id)
+        inbox_row = await session.get(Inbox, inbox.id)
+        conversation.status = Status.resolved  # in the session only
+        with session.no_autoflush:  # no ORM query's autoflush does it by chance
+            received = await actions.receive_message(
+                session, account=account_row, inbox=inbox_row, inbound=_inbound("second")
+            )
+        await events.commit(session)
+    assert received is not None
+    assert received.conversation.id != first.conversation.id
+    async with services.read_session() as session:
+        rows = await session.execute(select(Conversation.id, Conversation.status))
+        statuses = {conversation_id: status for conversation_id, status in rows}
+    assert statuses == {
+        first.conversation.id: Status.resolved,
+        received.conversation.id: Status.open,
+    }

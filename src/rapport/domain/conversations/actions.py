@@ -7,12 +7,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import Select, bindparam, select, update
+from sqlalchemy import bindparam, literal, select, update
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rapport.db import outbox
-from rapport.db.helpers import insert_object, sync_loaded, table_of
+from rapport.db.helpers import insert_object, object_of_row, sync_loaded, table_of
 from rapport.db.prepared import Prepared
 from rapport.domain import events
 from rapport.domain.accounts.models import Account, JoinPolicy
@@ -465,21 +465,26 @@ async def _by_subject(
     return await session.scalar(query)
 
 
-def _open_conversation_statements() -> dict[str, Select[Conversation]]:
-    """The contact's latest open conversation, one statement per join policy (built once)."""
+def _open_conversation_statements() -> dict[str, Prepared]:
+    """The contact's latest open conversation as a plain row, one statement per join policy,
+    built once and sent straight to the driver (ADR 11)."""
+    table = _CONVERSATIONS
     latest_open = (
-        select(Conversation)
+        select(table)
         .where(
-            Conversation.contact_id == bindparam("contact_id"),
-            Conversation.status.in_([s.value for s in OPEN_STATUSES]),
+            table.c.contact_id == bindparam("contact_id"),
+            # Fixed values, not a list bound at execution (which a prepared statement refuses).
+            table.c.status.in_([literal(status.value) for status in OPEN_STATUSES]),
         )
-        .order_by(Conversation.last_activity_at.desc())
+        .order_by(table.c.last_activity_at.desc())
         .limit(1)
     )
     return {
-        JoinPolicy.always: latest_open,
-        JoinPolicy.never: latest_open.where(Conversation.inbox_id == bindparam("inbox_id")),
-        JoinPolicy.window: latest_open.where(Conversation.last_activity_at >= bindparam("since")),
+        JoinPolicy.always: Prepared(latest_open),
+        JoinPolicy.never: Prepared(latest_open.where(table.c.inbox_id == bindparam("inbox_id"))),
+        JoinPolicy.window: Prepared(
+            latest_open.where(table.c.last_activity_at >= bindparam("since"))
+        ),
     }
 
 
@@ -489,14 +494,19 @@ _OPEN_CONVERSATION = _open_conversation_statements()
 async def _open_conversation(
     session: AsyncSession, *, account: Account, inbox: Inbox, contact_id: int, now: datetime
 ) -> Conversation | None:
-    return await session.scalar(
-        _OPEN_CONVERSATION.get(account.join_policy, _OPEN_CONVERSATION[JoinPolicy.always]),
+    # A conversation changed in this session (reopened, resolved by an earlier payload of the
+    # batch) is written first, as an ORM query's autoflush would: the read must see it.
+    await session.flush()
+    statement = _OPEN_CONVERSATION.get(account.join_policy, _OPEN_CONVERSATION[JoinPolicy.always])
+    row = await statement.first(
+        session,
         {
             "contact_id": contact_id,
             "inbox_id": inbox.id,
             "since": now - timedelta(hours=account.join_window_hours),
         },
     )
+    return None if row is None else object_of_row(session, Conversation, row)
 
 
 async def _start_conversation(
