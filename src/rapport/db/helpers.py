@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.elements import BindParameter, ColumnElement
 
 from rapport.db.base import Base
 from rapport.db.prepared import Prepared
@@ -151,15 +151,26 @@ async def insert_rows(session: AsyncSession, table: Table, rows: list[dict[str, 
     key = (table.name, len(rows))
     if key not in _ROW_INSERTS:
         columns = tuple(column.key for column in table.c if column.key != "id")
-        values = [
-            {name: bindparam(f"{name}__{n}", type_=table.c[name].type) for name in columns}
-            for n in range(len(rows))
-        ]
+        values = row_binds(table, columns, len(rows))
         _ROW_INSERTS[key] = (Prepared(core_insert(table).values(values).inline()), columns)
     statement, columns = _ROW_INSERTS[key]
-    params: dict[str, Any] = {}
-    for n, row in enumerate(rows):
+    for row in rows:
         if row.keys() != set(columns):
             raise ValueError(f"{table.name}: give exactly {sorted(columns)}")
-        params.update({f"{name}__{n}": row[name] for name in columns})
-    await statement.all(session, params)
+    await statement.all(session, row_params(columns, rows))
+
+
+def row_binds(
+    table: Table, columns: Sequence[str], count: int
+) -> list[dict[str, BindParameter[Any]]]:
+    """The bound values of a multi-row VALUES of `count` rows, built once per count: row n's
+    `column` is the parameter `column__n` (`row_params` fills them)."""
+    return [
+        {name: bindparam(f"{name}__{n}", type_=table.c[name].type) for name in columns}
+        for n in range(count)
+    ]
+
+
+def row_params(columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The parameters of `row_binds` for these rows."""
+    return {f"{name}__{n}": row[name] for n, row in enumerate(rows) for name in columns}

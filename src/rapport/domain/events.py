@@ -35,7 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from rapport.db.base import Base, BigId, JsonDoc
-from rapport.db.helpers import insert_rows
+from rapport.db.helpers import insert_rows, row_binds, row_params
 from rapport.db.prepared import Prepared
 from rapport.db.types import UTCDateTime
 from rapport.lib.clock import utcnow
@@ -527,17 +527,14 @@ async def _write_events(session: AsyncSession, pending: list[_Pending]) -> list[
         rows = [_row(account_id, item) for item in items]
         if postgres and len(rows) <= _NUMBERED_AT_ONCE:
             # The counter's upsert and the rows in one statement: a round trip fewer.
-            last = await _number_and_insert(session, account_id, rows)
+            first = await _number_and_insert(session, account_id, rows) - len(rows) + 1
         else:
-            last = await _take_numbers(session, account_id, len(items))
-            for offset, row in enumerate(rows):
-                row["seq"] = last - len(rows) + 1 + offset
-            numbered += rows
-        for offset, item in enumerate(items):
-            seq = last - len(items) + 1 + offset
-            published.append(
-                PublishedEvent(account_id, seq, item.event, item.actor_user_id, item.created_at)
-            )
+            first = await _take_numbers(session, account_id, len(rows)) - len(rows) + 1
+            numbered += [{**row, "seq": first + offset} for offset, row in enumerate(rows)]
+        published += [
+            PublishedEvent(account_id, first + offset, i.event, i.actor_user_id, i.created_at)
+            for offset, i in enumerate(items)
+        ]
     await insert_rows(session, _EVENTS, numbered)
     return published
 
@@ -606,20 +603,15 @@ async def _number_and_insert(
         taken = _counter_upsert(postgresql.insert).cte("taken")
         last = select(taken.c.last_seq).scalar_subquery()
         columns = tuple(c.key for c in _EVENTS.c if c.key not in ("id", "seq", "account_id"))
-        values = []
-        for n in range(count):
-            value: dict[str, Any] = {
-                name: bindparam(f"{name}__{n}", type_=_EVENTS.c[name].type) for name in columns
-            }
-            value["account_id"] = bindparam("account_id", type_=_EVENTS.c.account_id.type)
-            value["seq"] = last - literal(count - 1 - n, Integer())
-            values.append(value)
+        account = bindparam("account_id", type_=_EVENTS.c.account_id.type)
+        values: list[dict[str, Any]] = [
+            {**binds, "account_id": account, "seq": last - literal(count - 1 - n, Integer())}
+            for n, binds in enumerate(row_binds(_EVENTS, columns, count))
+        ]
         built = insert(_EVENTS).values(values).returning(_EVENTS.c.seq)
         _NUMBER_AND_INSERT[count] = (Prepared(built), columns)
     statement, columns = _NUMBER_AND_INSERT[count]
-    params: dict[str, Any] = {"account_id": account_id, "count": count}
-    for n, row in enumerate(rows):
-        params.update({f"{name}__{n}": row[name] for name in columns})
+    params = {"account_id": account_id, "count": count, **row_params(columns, rows)}
     return max(int(seq) for (seq,) in await statement.all(session, params))
 
 
