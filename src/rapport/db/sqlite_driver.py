@@ -235,10 +235,9 @@ class ThreadedConnection:
         """On the loop when the statement is quick, else on the thread (module docstring)."""
         verb = operation.lstrip()[:6].upper()
         if few and verb in _ON_LOOP and operation not in _SLOW:
+            call = partial(function, cursor, begin, operation, parameters)
             try:
-                return self._here(
-                    function, cursor, begin, operation, parameters, reads=verb == "SELECT"
-                )
+                return self._here(call, operation, reads=verb == "SELECT")
             except _NotHere:
                 if self.sqlite.in_transaction:
                     begin = None  # the BEGIN went through; only the statement runs again
@@ -246,23 +245,14 @@ class ThreadedConnection:
             _waiting, self.sqlite, self._wait_limit, function, cursor, begin, operation, parameters
         )
 
-    def _here(
-        self,
-        function: Callable[[sqlite3.Cursor, str | None, str, Any], T],
-        cursor: sqlite3.Cursor,
-        begin: str | None,
-        operation: str,
-        parameters: Any,
-        *,
-        reads: bool,
-    ) -> T:
+    def _here(self, call: Callable[[], T], operation: str, *, reads: bool) -> T:
         connection = self.sqlite
         started = time.perf_counter()
         if reads:  # a read can be stopped half-way and run again; a write cannot
             deadline = started + LOOP_BUDGET_SECONDS
             connection.set_progress_handler(lambda: time.perf_counter() > deadline, _PROGRESS_EVERY)
         try:
-            return function(cursor, begin, operation, parameters)
+            return call()
         except sqlite3.OperationalError as exc:
             code = exc.sqlite_errorcode & 0xFF
             if code == sqlite3.SQLITE_BUSY:  # another process holds the lock: wait on the thread
