@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from rapport.db.engine import Database, open_database
 from rapport.domain import events
 from rapport.domain.events import EventCounter
+from rapport.domain.inboxes.intake import Intake
 from rapport.domain.webhooks.actions import fan_out
 from rapport.lib.crypto import SecretBox, check_purpose_token, purpose_token
 from rapport.lib.http import build_client
@@ -39,7 +40,12 @@ class Services:
     http: httpx.AsyncClient
     hub: Hub | None = None
     presence: Presence | None = None
+    # Verified provider calls being kept; those arriving together are written together.
+    intake: Intake = field(init=False, repr=False)
     _started: bool = field(default=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.intake = Intake(self.session)
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:

@@ -269,7 +269,7 @@ async def test_a_remembered_inbox_costs_the_call_no_lookup(client, services, fac
 
 
 async def test_a_redelivery_checks_the_remembered_inbox_without_loading_it(
-    client, services, factory
+    client, services, factory, backend
 ):
     from tests.support.statements import sql_sent
 
@@ -280,9 +280,13 @@ async def test_a_redelivery_checks_the_remembered_inbox_without_loading_it(
     with sql_sent(services) as sent:
         response = await client.post(f"/hooks/api/{inbox.id}", content=body, headers=headers)
     assert response.status_code == 200
-    # Not stored (a redelivery): one small statement says the inbox is still as read.
+    # Not stored (a redelivery), and the inbox is not loaded: whether it is still as read is
+    # part of the insert's own statement on PostgreSQL, one small statement after it on SQLite.
     reads = [s for s in sent if s.startswith("SELECT inboxes")]
-    assert len(reads) == 1 and reads[0].startswith("SELECT inboxes.id FROM inboxes WHERE"), sent
+    if backend == "postgres":
+        assert len(sent) == 1 and not reads, sent
+    else:
+        assert len(reads) == 1 and reads[0].startswith("SELECT inboxes.id FROM inboxes WHERE"), sent
     assert await _count(services, InboundEvent) == 1
 
 

@@ -2,9 +2,24 @@
 
 from __future__ import annotations
 
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import BigInteger, any_, bindparam, delete, select, update
+from sqlalchemy import (
+    BigInteger,
+    LargeBinary,
+    Text,
+    any_,
+    bindparam,
+    delete,
+    func,
+    literal,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -110,9 +125,129 @@ _INBOXES = table_of(Inbox)
 _INBOX_UNCHANGED = select(_INBOXES.c.id).where(queries.AS_READ).exists()
 
 
+@dataclass(frozen=True)
+class InboundCall:
+    """A verified provider call to keep: its dedupe key, raw body and content type."""
+
+    dedupe_key: str
+    body: bytes
+    content_type: str
+
+
+class Kept(enum.Enum):
+    """What became of a provider call (`store_inbound_calls`)."""
+
+    STORED = "stored"  # new: stored with its processing job
+    REDELIVERY = "redelivery"  # stored before (or earlier in the same calls): nothing to do
+    INBOX_CHANGED = "inbox changed"  # not stored: judge the call again on the inbox as it is
+
+
+async def store_inbound_calls(
+    session: AsyncSession, *, inbox: Inbox, calls: Sequence[InboundCall]
+) -> list[Kept]:
+    """Keep verified calls to one inbox and queue their processing, in this session's
+    transaction, while the inbox is still active with the settings the calls were verified
+    against (`inbox` may be a copy remembered from earlier: `queries.inbox_memory`).
+
+    On PostgreSQL it is one statement whatever the number of calls: the rows come from arrays
+    (`unnest`), their jobs are a data-modifying CTE of the insert, and the same statement says
+    whether the inbox is as read, so a redelivery costs no statement of its own. This is the
+    webhook acknowledgement's path, where calls arriving together are written together
+    (`inboxes.intake`)."""
+    keys = [call.dedupe_key[:255] for call in calls]
+    if session.get_bind().dialect.name == "postgresql":
+        new_keys, unchanged = await _STORE_CALLS.first(
+            session,
+            {
+                "account_id": inbox.account_id,
+                "inbox_id": inbox.id,
+                "keys": keys,
+                "content_types": [call.content_type[:255] for call in calls],
+                "bodies": [call.body for call in calls],
+                "now": utcnow(),
+                **queries.as_read_values(inbox),
+            },
+        )
+        new = set(new_keys or ())
+        if new:
+            session.info["outbox_written"] = True
+    else:  # SQLite: no round trips to save
+        new = set()
+        for key, call in zip(keys, calls, strict=True):
+            if key not in new and await store_inbound(
+                session,
+                inbox=inbox,
+                dedupe_key=key,
+                body=call.body,
+                content_type=call.content_type,
+                if_unchanged=True,
+            ):
+                new.add(key)
+        unchanged = len(new) == len(set(keys)) or await queries.still_as_read(session, inbox)
+    if not unchanged:
+        return [Kept.INBOX_CHANGED] * len(calls)
+    answers = []
+    for key in keys:
+        answers.append(Kept.STORED if key in new else Kept.REDELIVERY)
+        new.discard(key)  # a second copy in the same calls is a redelivery
+    return answers
+
+
+def _store_calls_statement() -> Any:
+    """PostgreSQL: the calls' rows from arrays, each inserted unless its key exists, and a job
+    for each row stored. One row comes back: the keys stored, and whether the inbox is as
+    read (both seen by the same snapshot)."""
+    calls = (
+        func.unnest(
+            bindparam("keys", type_=ARRAY(Text())),
+            bindparam("content_types", type_=ARRAY(Text())),
+            bindparam("bodies", type_=ARRAY(LargeBinary())),
+        )
+        .table_valued("dedupe_key", "content_type", "body")
+        .render_derived(name="calls")
+    )
+    now = bindparam("now", type_=_INBOUND.c.received_at.type)
+    columns = {
+        "account_id": bindparam("account_id", type_=_INBOUND.c.account_id.type),
+        "inbox_id": bindparam("inbox_id", type_=_INBOUND.c.inbox_id.type),
+        "dedupe_key": calls.c.dedupe_key,
+        "content_type": calls.c.content_type,
+        "body": calls.c.body,
+        "meta": literal({}, _INBOUND.c.meta.type),
+        "status": literal("pending"),
+        "attempts": literal(0),
+        "received_at": now,
+    }
+    stored = (
+        postgresql.insert(_INBOUND)
+        .from_select(list(columns), select(*columns.values()).where(_INBOX_UNCHANGED))
+        .on_conflict_do_nothing(index_elements=["inbox_id", "dedupe_key"])
+        .returning(_INBOUND.c.id, _INBOUND.c.dedupe_key)
+        .cte("stored")
+    )
+    jobs = (
+        postgresql.insert(outbox.JOBS)
+        .from_select(
+            ["account_id", "kind", "payload", "available_at", "attempts", "created_at"],
+            select(
+                bindparam("account_id", type_=_INBOUND.c.account_id.type),
+                literal(PROCESS_INBOUND_JOB),
+                func.jsonb_build_object("inbound_event_id", stored.c.id),
+                now,
+                literal(0),
+                now,
+            ),
+        )
+        .cte("jobs")
+    )
+    stored_keys = func.array(select(stored.c.dedupe_key).scalar_subquery())
+    return select(stored_keys, _INBOX_UNCHANGED).add_cte(jobs)
+
+
 # Built once, values bound: the worker runs them for every payload and SQLAlchemy reuses
 # their compiled form. Core statements: the payloads' loaded objects are not read after them.
 _INBOUND = table_of(InboundEvent)
+_STORE_CALLS = Prepared(_store_calls_statement())
 _PROCESSED: dict[str, Any] = {
     "status": "processed",
     "error": None,

@@ -18,10 +18,8 @@ from starlette.routing import Route
 
 from rapport.channels.base import BadPayload, Channel, RawRequest, VerificationFailed
 from rapport.channels.registry import adapter_for, inbox_adapter
-from rapport.db.engine import one_statement_alone
-from rapport.domain import events
 from rapport.domain.errors import NotFound
-from rapport.domain.inboxes.actions import store_inbound
+from rapport.domain.inboxes.actions import InboundCall, Kept
 from rapport.domain.inboxes.models import Inbox
 from rapport.domain.inboxes.queries import inbox_for_hook, inbox_memory, still_as_read
 from rapport.services import Services
@@ -97,7 +95,7 @@ async def receive(request: Request) -> Response:
     # The inbox as this process remembers it, or read now. The signature is checked before any
     # write (on SQLite the write lock is taken at the session's first statement, so unsigned
     # calls never queue in front of real writes), and the insert requires the inbox to be
-    # unchanged since it was read (`store_inbound(if_unchanged=True)`).
+    # unchanged since it was read (`store_inbound_calls`).
     memory = inbox_memory(services.db.engine)
     inbox = memory.get(inbox_id)
     fresh = inbox is None or inbox.channel != channel
@@ -107,16 +105,13 @@ async def receive(request: Request) -> Response:
     for _attempt in range(3):
         config = inbox_adapter(inbox, services.box)[1]
         key = _verified_key(adapter, raw, config)
-        if isinstance(key, Response):
-            if fresh:
-                return key
-        elif await _store(services, inbox, key, raw):
-            return _ack(adapter, raw, config)
-        # Refused against a remembered copy, or not stored: a redelivery, or the inbox changed
-        # since it was read. Unchanged (one small statement), the answer stands; else read it
-        # again and judge the call on the fresh copy.
-        if await _still_as_read(services, inbox):
-            return key if isinstance(key, Response) else _ack(adapter, raw, config)
+        if not isinstance(key, Response):
+            kept = await services.intake.store(inbox, InboundCall(key, raw.body, raw.content_type))
+            if kept is not Kept.INBOX_CHANGED:  # stored now, or a redelivery
+                return _ack(adapter, raw, config)
+        elif fresh or await _still_as_read(services, inbox):  # one small statement
+            return key  # refused on the inbox as it is
+        # The inbox changed since it was read: judge the call again on a fresh copy.
         inbox, fresh = await _read_inbox(services, memory, inbox_id, channel), True
     # Changed under every attempt: the provider retries later.
     return PlainTextResponse("busy, retry", status_code=503, headers={"Retry-After": "1"})
@@ -136,22 +131,6 @@ async def _read_inbox(
         inbox = await inbox_for_hook(session, inbox_id=inbox_id, channel=channel)
     memory[inbox_id] = inbox
     return inbox
-
-
-async def _store(services: Services, inbox: Inbox, key: str, raw: RawRequest) -> bool:
-    async with services.session() as session:
-        # On PostgreSQL the payload and its job are one statement (`outbox.insert_and_enqueue`).
-        await one_statement_alone(session)
-        stored = await store_inbound(
-            session,
-            inbox=inbox,
-            dedupe_key=key,
-            body=raw.body,
-            content_type=raw.content_type,
-            if_unchanged=True,
-        )
-        await events.commit(session)
-    return stored
 
 
 def _ack(adapter: Channel[Any], raw: RawRequest, config: Any) -> Response:
