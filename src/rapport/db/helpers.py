@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, Table, bindparam, select
+from sqlalchemy import CTE, Select, Table, bindparam, select
 from sqlalchemy import insert as core_insert
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -113,24 +113,39 @@ def _as_loaded(session: AsyncSession, model: type[_Row], values: dict[str, Any])
     return obj
 
 
-_INSERTS: dict[type[Any], tuple[Prepared, frozenset[str]]] = {}
+_INSERTS: dict[tuple[type[Any], CTE | None], tuple[Prepared, frozenset[str]]] = {}
 
 
-async def insert_object(session: AsyncSession, model: type[_Row], values: dict[str, Any]) -> _Row:
+async def insert_object(
+    session: AsyncSession,
+    model: type[_Row],
+    values: dict[str, Any],
+    *,
+    with_cte: CTE | None = None,
+    params: Mapping[str, Any] | None = None,
+) -> _Row:
     """INSERT one row with a Core statement (no unit-of-work flush) and return its object, in
     the session's identity map as if the ORM had flushed it. `values` names every column but
-    the generated id, so the object never has to load one (async sessions cannot)."""
-    if model not in _INSERTS:
+    the generated id, so the object never has to load one (async sessions cannot).
+
+    `with_cte`: a data-modifying CTE sent in the same statement (PostgreSQL), its values bound
+    from `params`; none of its parameters may be named like a column."""
+    key = (model, with_cte)
+    if key not in _INSERTS:
         table = table_of(model)
         names = frozenset(table.c.keys()) - {"id"}
-        _INSERTS[model] = (
-            Prepared(core_insert(table).returning(table.c.id), column_keys=sorted(names)),
-            names,
-        )
-    statement, columns = _INSERTS[model]
+        if with_cte is None:
+            prepared = Prepared(core_insert(table).returning(table.c.id), column_keys=sorted(names))
+        else:  # the values named outright: `column_keys` would reach the CTE's SET clause too
+            values_bound = {name: bindparam(name, type_=table.c[name].type) for name in names}
+            prepared = Prepared(
+                core_insert(table).values(values_bound).returning(table.c.id).add_cte(with_cte)
+            )
+        _INSERTS[key] = (prepared, names)
+    statement, columns = _INSERTS[key]
     if values.keys() != columns:
         raise ValueError(f"{model.__name__}: give exactly {sorted(columns)}")
-    new_id = await statement.scalar(session, values)
+    new_id = await statement.scalar(session, {**values, **params} if params else values)
     return _as_loaded(session, model, {"id": new_id, **values})
 
 

@@ -53,12 +53,18 @@ class _Listeners:
 
     def on_event(self, listener: Listener) -> None:
         self.events.append(listener)
+        self._listeners_changed()
 
     def on_wake(self, listener: WakeListener) -> None:
         self.wakes.append(listener)
+        self._listeners_changed()
 
     def on_ephemeral(self, listener: Listener) -> None:
         self.ephemerals.append(listener)
+        self._listeners_changed()
+
+    def _listeners_changed(self) -> None:
+        return None
 
     def on_reconnect(self, listener: Callable[[], Awaitable[None]]) -> None:
         self.reconnects.append(listener)
@@ -102,7 +108,11 @@ class MemoryBus(_Listeners):
 
 
 class RedisBus(_Listeners):
-    """Redis pub/sub across nodes; reconnects by itself and tells listeners to catch up."""
+    """Redis pub/sub across nodes; reconnects by itself and tells listeners to catch up.
+
+    A process subscribes only to the channels it has listeners for: a web process without a
+    worker does not receive the wakes it publishes, and a worker does not receive every event
+    (each message received costs the client its parsing)."""
 
     def __init__(self, url: str, *, prefix: str = "rapport") -> None:
         super().__init__()
@@ -117,6 +127,7 @@ class RedisBus(_Listeners):
         self.connected = asyncio.Event()
         self._waking = False
         self._wake_again = False
+        self._subscribed: frozenset[str] = frozenset()
 
     async def start(self) -> None:
         self._client = redis.from_url(
@@ -177,6 +188,21 @@ class RedisBus(_Listeners):
         finally:
             self._waking = False
 
+    def _channels(self) -> frozenset[str]:
+        wanted = (
+            (self.events_channel, self.events),
+            (self.wake_channel, self.wakes),
+            (self.ephemeral_channel, self.ephemerals),
+        )
+        return frozenset(channel for channel, listeners in wanted if listeners)
+
+    def _listeners_changed(self) -> None:
+        """A listener for a channel not subscribed yet: subscribe again, with it."""
+        if self._task is not None and not self._channels() <= self._subscribed:
+            self._task.cancel()
+            self.connected.clear()
+            self._task = asyncio.create_task(self._listen(), name="redis-bus")
+
     async def _listen(self) -> None:
         delay = 0.1
         while True:
@@ -193,9 +219,16 @@ class RedisBus(_Listeners):
 
     async def _listen_once(self) -> None:
         assert self._client is not None
+        channels = self._channels()
+        if not channels:  # nothing to receive (yet): connected once Redis answers
+            await self._client.ping()
+            self._subscribed = channels
+            self.connected.set()
+            await asyncio.Event().wait()  # until a listener comes (`_listeners_changed`)
         pubsub = self._client.pubsub(ignore_subscribe_messages=True)
         try:
-            await pubsub.subscribe(self.events_channel, self.wake_channel, self.ephemeral_channel)
+            await pubsub.subscribe(*sorted(channels))
+            self._subscribed = channels
             self.connected.set()
             for listener in self.reconnects:
                 await listener()

@@ -90,6 +90,24 @@ class HeldWrites:
 
         monkeypatch.setattr(intake_module, "store_inbound_calls", held)
 
+    async def post(self, client, inbox, first: int, later: list[int]) -> list:
+        """Message `first` is posted and its write held; `later` are posted meanwhile and
+        queue behind it; then the write goes on. The answers (or errors), in that order."""
+        calls = {n: signed_api_call(api_message(n, "ana")) for n in {first, *later}}
+
+        async def post(n):
+            body, headers = calls[n]
+            return await client.post(f"/hooks/api/{inbox.id}", content=body, headers=headers)
+
+        held = asyncio.ensure_future(post(first))
+        await self.first_started.wait()
+        queued = [asyncio.ensure_future(post(n)) for n in later]
+        for _ in range(50):  # until all have queued behind the held write
+            await asyncio.sleep(0)
+        assert len(self.writes) == 1
+        self.release.set()
+        return await asyncio.gather(held, *queued, return_exceptions=True)
+
 
 async def test_webhooks_arriving_during_a_write_are_acknowledged_after_one_write_together(
     client, services, factory, monkeypatch
@@ -97,21 +115,8 @@ async def test_webhooks_arriving_during_a_write_are_acknowledged_after_one_write
     account = await factory.account()
     inbox = await factory.api_inbox(account)
     held = HeldWrites(monkeypatch)
-    calls = [signed_api_call(api_message(n, "ana")) for n in range(12)]
-
-    async def post(n):
-        body, headers = calls[n]
-        return await client.post(f"/hooks/api/{inbox.id}", content=body, headers=headers)
-
-    first = asyncio.ensure_future(post(0))
-    await held.first_started.wait()
     # Eleven more, and a redelivery of the one being written, while it is held.
-    later = [asyncio.ensure_future(post(n)) for n in [*range(1, 12), 0]]
-    for _ in range(50):  # until all have queued behind the held write
-        await asyncio.sleep(0)
-    assert len(held.writes) == 1
-    held.release.set()
-    answers = await asyncio.gather(first, *later)
+    answers = await held.post(client, inbox, 0, [*range(1, 12), 0])
     assert [response.status_code for response in answers] == [200] * 13
     assert held.writes[0] == ["message:m-0"] and sorted(held.writes[1]) == sorted(
         [f"message:m-{n}" for n in range(12)]
@@ -125,19 +130,7 @@ async def test_a_call_that_fails_its_write_fails_alone(client, services, factory
     account = await factory.account()
     inbox = await factory.api_inbox(account)
     held = HeldWrites(monkeypatch, fail_on="message:m-2")
-    calls = [signed_api_call(api_message(n, "ana")) for n in range(4)]
-
-    async def post(n):
-        body, headers = calls[n]
-        return await client.post(f"/hooks/api/{inbox.id}", content=body, headers=headers)
-
-    first = asyncio.ensure_future(post(0))
-    await held.first_started.wait()
-    later = [asyncio.ensure_future(post(n)) for n in (1, 2, 3)]
-    for _ in range(50):
-        await asyncio.sleep(0)
-    held.release.set()
-    answers = await asyncio.gather(first, *later, return_exceptions=True)
+    answers = await held.post(client, inbox, 0, [1, 2, 3])
     statuses = [getattr(answer, "status_code", "raised") for answer in answers]
     # The provider is told to retry the failed call only; the others are acknowledged.
     assert statuses[0] == statuses[1] == statuses[3] == 200

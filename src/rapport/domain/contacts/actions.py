@@ -226,7 +226,12 @@ async def _resolve(
         if name and not contact.name:
             contact.name = name.strip()[:200]
     else:
-        await _lock_and_mark_active(session, contact_id, active_at=active_at, name=name)
+        seen = _only_seen(session, contact_id, claims, existing)
+        await _lock_and_mark_active(
+            session, contact_id, active_at=active_at, name=name, seen_identity_id=seen
+        )
+        if seen is not None:  # its one identity was marked seen by the same statement
+            return _Found(contact_id, contact, False, ())
     conflicts = await _attach(
         session, account_id=account.id, contact_id=contact_id, claims=claims, existing=existing
     )
@@ -260,17 +265,51 @@ async def _create_contact(
 
 
 async def _lock_and_mark_active(
-    session: AsyncSession, contact_id: int, *, active_at: datetime, name: str
+    session: AsyncSession,
+    contact_id: int,
+    *,
+    active_at: datetime,
+    name: str,
+    seen_identity_id: int | None = None,
 ) -> None:
     """Lock the contact until commit and mark its activity in one statement (an UPDATE, which
-    takes the row lock), giving it the sender's name if it has none; no object is loaded."""
+    takes the row lock), giving it the sender's name if it has none; no object is loaded.
+
+    `seen_identity_id`: also mark that identity of the contact seen, in the same statement
+    (PostgreSQL, `_only_seen`). The contact is still locked first, as a merge locks them."""
     name = name.strip()[:200]
-    row = await _LOCK_AND_MARK_ACTIVE.first(
-        session, {"contact_id": contact_id, "active_at": active_at, "sender_name": name}
-    )
+    params: dict[str, Any] = {"contact_id": contact_id, "active_at": active_at, "sender_name": name}
+    if seen_identity_id is None:
+        row = await _LOCK_AND_MARK_ACTIVE.first(session, params)
+    else:
+        now = utcnow()
+        row = await _LOCK_MARK_ACTIVE_AND_SEEN.first(
+            session, {**params, "identity_id": seen_identity_id, "now": now}
+        )
     if row is None:
         raise NotFound("contact")
     sync_loaded(session, Contact, contact_id, {"last_activity_at": active_at, "name": row.name})
+    if seen_identity_id is not None:
+        _synced_identity(session, seen_identity_id, now)
+
+
+def _only_seen(
+    session: AsyncSession,
+    contact_id: int,
+    claims: list[IdentityClaim],
+    existing: dict[tuple[str, str], _Known],
+) -> int | None:
+    """The one identity `_attach` would only mark seen (a single claim, known, of this contact,
+    not verified more strongly now): on PostgreSQL the contact's statement marks it too."""
+    if len(claims) != 1 or session.get_bind().dialect.name != "postgresql":
+        return None
+    (claim,) = claims
+    known = existing.get((claim.kind, claim.value))
+    if known is None or known.contact_id != contact_id:
+        return None
+    if _STRENGTH[claim.verification] > _STRENGTH[Verification(known.verification)]:
+        return None
+    return known.id
 
 
 # The statements every inbound message runs are built once with their values bound, as Core
@@ -280,7 +319,7 @@ async def _lock_and_mark_active(
 _CONTACTS = table_of(Contact)
 _IDENTITIES_TABLE = table_of(Identity)
 # A nameless contact takes the sender's name; an empty sender name leaves any name as it is.
-_LOCK_AND_MARK_ACTIVE = Prepared(
+_MARK_ACTIVE = (
     update(_CONTACTS)
     .where(_CONTACTS.c.id == bindparam("contact_id"))
     .values(
@@ -288,6 +327,23 @@ _LOCK_AND_MARK_ACTIVE = Prepared(
         name=case((_CONTACTS.c.name == "", bindparam("sender_name")), else_=_CONTACTS.c.name),
     )
     .returning(_CONTACTS.c.name)
+)
+_LOCK_AND_MARK_ACTIVE = Prepared(_MARK_ACTIVE)
+# PostgreSQL: the same, and the sender's identity marked seen. The contact's UPDATE is read by
+# the main query, so it runs first; the identity's, a CTE nothing reads, runs after it (to
+# completion, at the statement's end), and only if the contact was there. The contact is
+# locked before the identity, the order a merge takes.
+_LOCKED = _MARK_ACTIVE.cte("locked")
+_LOCK_MARK_ACTIVE_AND_SEEN = Prepared(
+    select(_LOCKED.c.name).add_cte(
+        update(_IDENTITIES_TABLE)
+        .where(
+            _IDENTITIES_TABLE.c.id == bindparam("identity_id"),
+            select(_LOCKED.c.name).exists(),
+        )
+        .values(last_seen_at=bindparam("now"))
+        .cte("seen")
+    )
 )
 _KNOWN = select(
     _IDENTITIES_TABLE.c.id,

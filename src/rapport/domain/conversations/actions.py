@@ -129,13 +129,12 @@ async def receive_message(
     message = await _insert_message(
         session,
         account_id=account.id,
-        conversation_id=conversation.id,
+        conversation=conversation,
         inbox=inbox,
         inbound=inbound,
         now=now,
     )
     _add_files(session, message, files)
-    await _touch_on_incoming(session, conversation, inbox, now)
     events.record(
         session,
         account_id=account.id,
@@ -171,15 +170,17 @@ async def _insert_message(
     session: AsyncSession,
     *,
     account_id: int,
-    conversation_id: int,
+    conversation: Conversation,
     inbox: Inbox,
     inbound: InboundMessage,
     now: datetime,
 ) -> Message:
-    """Write a customer's message with one Core INSERT (no unit-of-work flush)."""
+    """Write a customer's message with one Core INSERT (no unit-of-work flush) and mark its
+    arrival on its conversation (`_touch_on_incoming`). On PostgreSQL, when the conversation
+    takes a Core UPDATE, both are one statement: the update is a CTE of the insert."""
     values: dict[str, object] = {
         "account_id": account_id,
-        "conversation_id": conversation_id,
+        "conversation_id": conversation.id,
         "inbox_id": inbox.id,
         "channel": inbox.channel,
         "direction": Direction.incoming,
@@ -197,7 +198,16 @@ async def _insert_message(
         "outbox_job_id": None,
         "created_at": now,
     }
-    return await insert_object(session, Message, values)
+    touch = _touch_on_incoming(conversation, inbox, now)
+    if touch is None or session.get_bind().dialect.name != "postgresql":
+        message = await insert_object(session, Message, values)
+        if touch is not None:
+            await _TOUCH_CONVERSATION.all(session, touch)
+    else:
+        message = await insert_object(session, Message, values, with_cte=_TOUCHED, params=touch)
+    if touch is not None:
+        sync_loaded(session, Conversation, conversation.id, _touched_values(touch))
+    return message
 
 
 def _message_payload(inbound: InboundMessage) -> dict[str, object]:
@@ -228,12 +238,13 @@ def _add_files(session: AsyncSession, message: Message, files: Sequence[StoredFi
         )
 
 
-async def _touch_on_incoming(
-    session: AsyncSession, conversation: Conversation, inbox: Inbox, now: datetime
-) -> None:
-    """Mark the message's arrival on its conversation. A conversation with no other change
-    pending takes it in one Core UPDATE instead of a unit-of-work flush (a new one was
-    created with these values and needs nothing)."""
+def _touch_on_incoming(
+    conversation: Conversation, inbox: Inbox, now: datetime
+) -> dict[str, object] | None:
+    """Mark the message's arrival on its conversation: the parameters of the Core UPDATE that
+    does it (`_TOUCH_CONVERSATION`), or None when nothing is left to write. A conversation with
+    another change pending (a status change) takes the values at its flush, in one UPDATE for
+    both; a new one was created with these values."""
     values = {
         "last_activity_at": now,
         "last_incoming_at": now,
@@ -241,21 +252,26 @@ async def _touch_on_incoming(
         "channel": inbox.channel,
     }
     if all(getattr(conversation, name) == value for name, value in values.items()):
-        return
-    if sa_inspect(conversation).modified:  # a status change: one UPDATE at the flush for both
+        return None
+    if sa_inspect(conversation).modified:
         for name, value in values.items():
             setattr(conversation, name, value)
-        return
-    await _TOUCH_CONVERSATION.all(
-        session,
-        {
-            "conversation_id": conversation.id,
-            "at": now,
-            "by_inbox_id": inbox.id,
-            "by_channel": inbox.channel,
-        },
-    )
-    sync_loaded(session, Conversation, conversation.id, values)
+        return None
+    return {
+        "touched_id": conversation.id,
+        "at": now,
+        "by_inbox_id": inbox.id,
+        "by_channel": inbox.channel,
+    }
+
+
+def _touched_values(touch: dict[str, object]) -> dict[str, object]:
+    return {
+        "last_activity_at": touch["at"],
+        "last_incoming_at": touch["at"],
+        "inbox_id": touch["by_inbox_id"],
+        "channel": touch["by_channel"],
+    }
 
 
 def outgoing_reference(message_id: int) -> str:
@@ -288,9 +304,9 @@ _MESSAGE_ID_BY_PROVIDER_ID = Prepared(
         _MESSAGES.c.provider_id == bindparam("provider_id"),
     )
 )
-_TOUCH_CONVERSATION = Prepared(
+_TOUCH = (
     update(_CONVERSATIONS)
-    .where(_CONVERSATIONS.c.id == bindparam("conversation_id"))
+    .where(_CONVERSATIONS.c.id == bindparam("touched_id"))
     .values(
         last_activity_at=bindparam("at"),
         last_incoming_at=bindparam("at"),
@@ -298,6 +314,9 @@ _TOUCH_CONVERSATION = Prepared(
         channel=bindparam("by_channel"),
     )
 )
+_TOUCH_CONVERSATION = Prepared(_TOUCH)
+# PostgreSQL: the same UPDATE as a data-modifying CTE of the message's INSERT (one round trip).
+_TOUCHED = _TOUCH.cte("touched")
 # Status updates read-modify-write the status: concurrent ones must queue.
 _MESSAGE_BY_PROVIDER_ID_LOCKED = (
     select(Message)
