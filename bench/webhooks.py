@@ -348,14 +348,25 @@ async def _screen_run(
 
 
 async def _screen_search(
-    port: int, path: str, watcher: ScreenWatcher, resolve: Any, sizes: Sizes, fixed_rate: float
-) -> tuple[float, list[Step], ScreenRun]:
+    port: int,
+    path: str,
+    watcher: ScreenWatcher,
+    resolve: Any,
+    sizes: Sizes,
+    fixed_rate: float,
+    url: str,
+) -> tuple[float, list[Step], ScreenRun, bool]:
+    """The rate search, then the fixed run; the last value says whether the bench vacuumed
+    between steps (`env.stand_in_for_autovacuum`)."""
     from bench.loadgen import percentile
 
     warm = await _screen_run(port, path, watcher, 50, 1.0, resolve)
     del warm
+    vacuumed = False
 
     async def run_at(rate: float) -> tuple[bool, RunStats]:
+        nonlocal vacuumed
+        vacuumed = await env.stand_in_for_autovacuum(url) or vacuumed
         run = await _screen_run(port, path, watcher, rate, sizes.step_seconds, resolve)
         stats = run.stats
         stats.latencies_ms = run.latencies_ms
@@ -370,8 +381,9 @@ async def _screen_search(
         run_at, start=50, ceiling=sizes.ceiling, refine=sizes.refine
     )
     # Last, because a rate the system cannot hold leaves a backlog behind it.
+    vacuumed = await env.stand_in_for_autovacuum(url) or vacuumed
     fixed = await _screen_run(port, path, watcher, fixed_rate, sizes.fixed_seconds, resolve)
-    return rate, steps, fixed
+    return rate, steps, fixed, vacuumed
 
 
 SCREEN_P99_LIMIT_MS = 250.0
@@ -470,8 +482,8 @@ async def screen_scenario(quick: bool, *, sqlite: bool) -> Result:
             seeded = await env.seed(url, work)
             path = f"/hooks/sms/{seeded.inbox_id}"
             async with _raw_screen(url, work) as (raw_port, raw_watcher, raw_resolve):
-                raw_rate, raw_steps, raw_fixed = await _screen_search(
-                    raw_port, path, raw_watcher, raw_resolve, sizes, 500
+                raw_rate, raw_steps, raw_fixed, _vacuumed = await _screen_search(
+                    raw_port, path, raw_watcher, raw_resolve, sizes, 500, url
                 )
             async with _rapport_screen(url, work, seeded, sqlite=sqlite) as (
                 port,
@@ -479,7 +491,9 @@ async def screen_scenario(quick: bool, *, sqlite: bool) -> Result:
                 resolve,
                 _web,
             ):
-                rate, steps, fixed = await _screen_search(port, path, watcher, resolve, sizes, 500)
+                rate, steps, fixed, vacuumed = await _screen_search(
+                    port, path, watcher, resolve, sizes, 500, url
+                )
                 socket_closed = watcher.closed_by_server
             logs = "".join(
                 p.read_text(errors="replace") for p in work.glob("*.log") if p.name != "raw.log"
@@ -495,6 +509,7 @@ async def screen_scenario(quick: bool, *, sqlite: bool) -> Result:
         "raw_p99_ms_at_500": round(percentile(raw_fixed.latencies_ms, 99), 1),
         "held_criterion": f"all shown, no error, p99 ≤ {SCREEN_P99_LIMIT_MS:.0f} ms",
         "agent_socket_closed_by_server": socket_closed,
+        "vacuumed_between_steps": vacuumed,
         "steps": _steps(steps),
         "raw_steps": _steps(raw_steps),
     }

@@ -161,3 +161,27 @@ def test_results_are_written_as_json_and_a_table(tmp_path):
     assert document["machine"]["cores"] >= 1
     assert "| S1 | webhooks | 1,500 webhooks/s | 2,000 webhooks/s | 0.75 |" in markdown
     assert (tmp_path / "latest.md").read_text() == markdown
+
+
+async def test_the_bench_vacuums_between_steps_only_where_autovacuum_is_off(db_url, backend):
+    import asyncpg
+    from bench.env import stand_in_for_autovacuum
+
+    if backend == "sqlite":
+        assert await stand_in_for_autovacuum(db_url) is False
+        return
+    conn = await asyncpg.connect(db_url)
+    try:
+        await conn.execute("CREATE TABLE churn (id int PRIMARY KEY, n int)")
+        await conn.execute("INSERT INTO churn SELECT g, 0 FROM generate_series(1, 100) g")
+        await conn.execute("UPDATE churn SET n = n + 1")
+        autovacuum = await conn.fetchval("SHOW autovacuum")
+        vacuumed = await stand_in_for_autovacuum(db_url)
+        assert vacuumed is (autovacuum == "off")
+        if vacuumed:
+            last = await conn.fetchval(
+                "SELECT last_vacuum FROM pg_stat_user_tables WHERE relname = 'churn'"
+            )
+            assert last is not None
+    finally:
+        await conn.close()

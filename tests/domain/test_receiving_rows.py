@@ -181,3 +181,25 @@ async def test_a_conversation_changed_in_the_session_is_judged_as_changed(servic
         first.conversation.id: Status.resolved,
         received.conversation.id: Status.open,
     }
+
+
+async def test_a_typed_claim_does_not_join_the_contact_holding_the_identity_with_proof(
+    services, factory
+):
+    """The takeover guard holds on the one-statement path too: nothing of the holder moves."""
+    account = await factory.account()
+    inbox = await factory.api_inbox(account)
+    first = await _receive(services, account, inbox, _inbound("first", verification="verified"))
+    holder_id = first.conversation.contact_id
+    async with services.read_session() as session:
+        holder = await session.get(Contact, holder_id)
+        identity = await session.scalar(select(Identity))
+    second = await _receive(services, account, inbox, _inbound("second", name="Someone"))
+    assert second.conversation.contact_id != holder_id
+    async with services.read_session() as session:
+        holder_now = await session.get(Contact, holder_id)
+        identity_now = await session.get(Identity, identity.id)
+    assert holder_now.last_activity_at == holder.last_activity_at and holder_now.name == ""
+    assert identity_now.contact_id == holder_id
+    assert identity_now.last_seen_at == identity.last_seen_at
+    assert identity_now.verification == Verification.verified

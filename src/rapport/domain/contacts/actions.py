@@ -8,7 +8,22 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
-from sqlalchemy import bindparam, case, delete, func, select, tuple_, update
+from sqlalchemy import (
+    Boolean,
+    Text,
+    any_,
+    bindparam,
+    case,
+    delete,
+    func,
+    not_,
+    or_,
+    select,
+    true,
+    tuple_,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -142,7 +157,14 @@ async def _resolve_claims(
     )
     if not normalised:
         raise InvalidInput("a message needs at least one sender identity")
-    existing = await _identities_for(session, account.id, normalised)
+    if active_at is not None and len(normalised) == 1 and not _writers_serialised(session):
+        returning, existing = await _returning_sender(
+            session, account_id=account.id, claim=normalised[0], name=name, active_at=active_at
+        )
+        if returning is not None:
+            return returning
+    else:
+        existing = await _identities_for(session, account.id, normalised)
     resolve = partial(
         _resolve, session, account=account, claims=normalised, name=name, active_at=active_at
     )
@@ -226,12 +248,7 @@ async def _resolve(
         if name and not contact.name:
             contact.name = name.strip()[:200]
     else:
-        seen = _only_seen(session, contact_id, claims, existing)
-        await _lock_and_mark_active(
-            session, contact_id, active_at=active_at, name=name, seen_identity_id=seen
-        )
-        if seen is not None:  # its one identity was marked seen by the same statement
-            return _Found(contact_id, contact, False, ())
+        await _lock_and_mark_active(session, contact_id, active_at=active_at, name=name)
     conflicts = await _attach(
         session, account_id=account.id, contact_id=contact_id, claims=claims, existing=existing
     )
@@ -265,51 +282,61 @@ async def _create_contact(
 
 
 async def _lock_and_mark_active(
-    session: AsyncSession,
-    contact_id: int,
-    *,
-    active_at: datetime,
-    name: str,
-    seen_identity_id: int | None = None,
+    session: AsyncSession, contact_id: int, *, active_at: datetime, name: str
 ) -> None:
     """Lock the contact until commit and mark its activity in one statement (an UPDATE, which
-    takes the row lock), giving it the sender's name if it has none; no object is loaded.
-
-    `seen_identity_id`: also mark that identity of the contact seen, in the same statement
-    (PostgreSQL, `_only_seen`). The contact is still locked first, as a merge locks them."""
+    takes the row lock), giving it the sender's name if it has none; no object is loaded."""
     name = name.strip()[:200]
-    params: dict[str, Any] = {"contact_id": contact_id, "active_at": active_at, "sender_name": name}
-    if seen_identity_id is None:
-        row = await _LOCK_AND_MARK_ACTIVE.first(session, params)
-    else:
-        now = utcnow()
-        row = await _LOCK_MARK_ACTIVE_AND_SEEN.first(
-            session, {**params, "identity_id": seen_identity_id, "now": now}
-        )
+    row = await _LOCK_AND_MARK_ACTIVE.first(
+        session, {"contact_id": contact_id, "active_at": active_at, "sender_name": name}
+    )
     if row is None:
         raise NotFound("contact")
     sync_loaded(session, Contact, contact_id, {"last_activity_at": active_at, "name": row.name})
-    if seen_identity_id is not None:
-        _synced_identity(session, seen_identity_id, now)
 
 
-def _only_seen(
+async def _returning_sender(
     session: AsyncSession,
-    contact_id: int,
-    claims: list[IdentityClaim],
-    existing: dict[tuple[str, str], _Known],
-) -> int | None:
-    """The one identity `_attach` would only mark seen (a single claim, known, of this contact,
-    not verified more strongly now): on PostgreSQL the contact's statement marks it too."""
-    if len(claims) != 1 or session.get_bind().dialect.name != "postgresql":
-        return None
-    (claim,) = claims
-    known = existing.get((claim.kind, claim.value))
-    if known is None or known.contact_id != contact_id:
-        return None
-    if _STRENGTH[claim.verification] > _STRENGTH[Verification(known.verification)]:
-        return None
-    return known.id
+    *,
+    account_id: int,
+    claim: IdentityClaim,
+    name: str,
+    active_at: datetime,
+) -> tuple[_Found | None, dict[tuple[str, str], _Known]]:
+    """PostgreSQL, a message's one sender identity: when it is known and may join its contact,
+    the contact is locked and marked active and the identity marked seen (its verification
+    raised by a stronger claim), all in the statement that reads the identity
+    (`_RETURNING_SENDER`). Otherwise nothing is written, and what was read is handed to the
+    general path, which decides without reading it again."""
+    now = utcnow()
+    claimed = Verification(claim.verification)
+    weaker = [v.value for v in Verification if _STRENGTH[v] < _STRENGTH[claimed]]
+    row = await _RETURNING_SENDER.first(
+        session,
+        {
+            "account_id": account_id,
+            "kind": claim.kind.value,
+            "value": claim.value,
+            "claim_trusted": claimed in TRUSTED_VERIFICATIONS,
+            "trusted": [v.value for v in TRUSTED_VERIFICATIONS],
+            "active_at": active_at,
+            "sender_name": name.strip()[:200],
+            "now": now,
+            "weaker": weaker,
+            "claimed": claimed.value,
+        },
+    )
+    if row is None:  # a new identity
+        return None, {}
+    known = _Known(row.id, row.contact_id, row.kind, row.value, row.verification)
+    if row.name is None:  # not joined (the takeover guard), or its contact is gone
+        return None, {(known.kind, known.value): known}
+    sync_loaded(
+        session, Contact, known.contact_id, {"last_activity_at": active_at, "name": row.name}
+    )
+    raised = claimed.value if known.verification in weaker else None
+    _synced_identity(session, known.id, now, raised)
+    return _Found(known.contact_id, None, False, ()), {}
 
 
 # The statements every inbound message runs are built once with their values bound, as Core
@@ -329,22 +356,6 @@ _MARK_ACTIVE = (
     .returning(_CONTACTS.c.name)
 )
 _LOCK_AND_MARK_ACTIVE = Prepared(_MARK_ACTIVE)
-# PostgreSQL: the same, and the sender's identity marked seen. The contact's UPDATE is read by
-# the main query, so it runs first; the identity's, a CTE nothing reads, runs after it (to
-# completion, at the statement's end), and only if the contact was there. The contact is
-# locked before the identity, the order a merge takes.
-_LOCKED = _MARK_ACTIVE.cte("locked")
-_LOCK_MARK_ACTIVE_AND_SEEN = Prepared(
-    select(_LOCKED.c.name).add_cte(
-        update(_IDENTITIES_TABLE)
-        .where(
-            _IDENTITIES_TABLE.c.id == bindparam("identity_id"),
-            select(_LOCKED.c.name).exists(),
-        )
-        .values(last_seen_at=bindparam("now"))
-        .cte("seen")
-    )
-)
 _KNOWN = select(
     _IDENTITIES_TABLE.c.id,
     _IDENTITIES_TABLE.c.contact_id,
@@ -364,6 +375,61 @@ _IDENTITIES = _KNOWN.where(
     tuple_(_IDENTITIES_TABLE.c.kind, _IDENTITIES_TABLE.c.value).in_(
         bindparam("keys", expanding=True)
     )
+)
+# PostgreSQL: a message's one sender identity read, and if it may join its contact (`_may_join`:
+# a trusted claim, or an identity held without proof), the contact locked and marked active and
+# the identity marked seen, its verification raised by a stronger claim. The contact's UPDATE
+# is read by the main query, so it runs first; the identity's, a CTE nothing reads, runs after
+# it (to completion, at the statement's end), only if the contact was there: the contact is
+# locked before the identity, the order a merge takes. One row when the identity is known,
+# with the contact's name only if it was locked.
+_TEXTS = ARRAY(Text())
+_SENDER = _KNOWN.where(
+    _IDENTITIES_TABLE.c.kind == bindparam("kind"),
+    _IDENTITIES_TABLE.c.value == bindparam("value"),
+).cte("known")
+_JOINABLE = (
+    select(_SENDER.c.id, _SENDER.c.contact_id)
+    .where(
+        or_(
+            bindparam("claim_trusted", type_=Boolean()),
+            not_(_SENDER.c.verification == any_(bindparam("trusted", type_=_TEXTS))),
+        )
+    )
+    .cte("joinable")
+)
+_SENDER_LOCKED = (
+    update(_CONTACTS)
+    .where(_CONTACTS.c.id == select(_JOINABLE.c.contact_id).scalar_subquery())
+    .values(
+        last_activity_at=bindparam("active_at"),
+        name=case((_CONTACTS.c.name == "", bindparam("sender_name")), else_=_CONTACTS.c.name),
+    )
+    .returning(_CONTACTS.c.name)
+    .cte("locked")
+)
+_SENDER_SEEN = (
+    update(_IDENTITIES_TABLE)
+    .where(
+        _IDENTITIES_TABLE.c.id == select(_JOINABLE.c.id).scalar_subquery(),
+        select(_SENDER_LOCKED.c.name).exists(),
+    )
+    .values(
+        last_seen_at=bindparam("now"),
+        verification=case(
+            (
+                _IDENTITIES_TABLE.c.verification == any_(bindparam("weaker", type_=_TEXTS)),
+                bindparam("claimed"),
+            ),
+            else_=_IDENTITIES_TABLE.c.verification,
+        ),
+    )
+    .cte("seen")
+)
+_RETURNING_SENDER = Prepared(
+    select(*_SENDER.c, _SENDER_LOCKED.c.name)
+    .select_from(_SENDER.outerjoin(_SENDER_LOCKED, true()))
+    .add_cte(_SENDER_SEEN)
 )
 _SEEN_ONE = Prepared(
     update(_IDENTITIES_TABLE)
