@@ -90,7 +90,7 @@ class HeldWrites:
 
         monkeypatch.setattr(intake_module, "store_inbound_calls", held)
 
-    async def post(self, client, inbox, first: int, later: list[int]) -> list:
+    async def post(self, client, services, inbox, first: int, later: list[int]) -> list:
         """Message `first` is posted and its write held; `later` are posted meanwhile and
         queue behind it; then the write goes on. The answers (or errors), in that order."""
         calls = {n: signed_api_call(api_message(n, "ana")) for n in {first, *later}}
@@ -102,9 +102,12 @@ class HeldWrites:
         held = asyncio.ensure_future(post(first))
         await self.first_started.wait()
         queued = [asyncio.ensure_future(post(n)) for n in later]
-        for _ in range(50):  # until all have queued behind the held write
-            await asyncio.sleep(0)
-        assert len(self.writes) == 1
+        waiting = services.intake._writes._waiting  # the calls queued behind the held write
+        for _ in range(10_000):
+            if len(waiting) == len(later):
+                break
+            await asyncio.sleep(0.001)
+        assert len(waiting) == len(later) and len(self.writes) == 1
         self.release.set()
         return await asyncio.gather(held, *queued, return_exceptions=True)
 
@@ -116,7 +119,7 @@ async def test_webhooks_arriving_during_a_write_are_acknowledged_after_one_write
     inbox = await factory.api_inbox(account)
     held = HeldWrites(monkeypatch)
     # Eleven more, and a redelivery of the one being written, while it is held.
-    answers = await held.post(client, inbox, 0, [*range(1, 12), 0])
+    answers = await held.post(client, services, inbox, 0, [*range(1, 12), 0])
     assert [response.status_code for response in answers] == [200] * 13
     assert held.writes[0] == ["message:m-0"] and sorted(held.writes[1]) == sorted(
         [f"message:m-{n}" for n in range(12)]
@@ -130,7 +133,7 @@ async def test_a_call_that_fails_its_write_fails_alone(client, services, factory
     account = await factory.account()
     inbox = await factory.api_inbox(account)
     held = HeldWrites(monkeypatch, fail_on="message:m-2")
-    answers = await held.post(client, inbox, 0, [1, 2, 3])
+    answers = await held.post(client, services, inbox, 0, [1, 2, 3])
     statuses = [getattr(answer, "status_code", "raised") for answer in answers]
     # The provider is told to retry the failed call only; the others are acknowledged.
     assert statuses[0] == statuses[1] == statuses[3] == 200
