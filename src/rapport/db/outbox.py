@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import (
     ForeignKey,
     Index,
+    Insert,
     Integer,
     String,
     Table,
@@ -190,24 +191,27 @@ def _insert_and_enqueue_statement(
             .returning(table.c.id)
             .cte("stored")
         )
-        now = bindparam("now", type_=UTCDateTime())
-        statement = (
-            insert(JOBS)
-            .from_select(
-                ["account_id", "kind", "payload", "available_at", "attempts", "created_at"],
-                select(
-                    bindparam("job_account_id", type_=BigId),
-                    literal(kind),
-                    func.jsonb_build_object(ref, stored.c.id),
-                    now,
-                    literal(0),
-                    now,
-                ),
-            )
-            .returning(JOBS.c.payload)
-        )
+        statement = jobs_for(stored.c.id, kind=kind, ref=ref).returning(JOBS.c.payload)
         prepared = _STATEMENTS[key] = Prepared(statement)
     return prepared
+
+
+def jobs_for(ids: ColumnElement[Any], *, kind: str, ref: str) -> Insert:
+    """PostgreSQL: an INSERT of one job `kind` with `{ref: id}` for each of `ids` (a column of
+    a data-modifying CTE), due now; bound values `job_account_id` and `now`. Written with the
+    rows it refers to, in their statement."""
+    now = bindparam("now", type_=UTCDateTime())
+    return insert(JOBS).from_select(
+        ["account_id", "kind", "payload", "available_at", "attempts", "created_at"],
+        select(
+            bindparam("job_account_id", type_=BigId),
+            literal(kind),
+            func.jsonb_build_object(ref, ids),
+            now,
+            literal(0),
+            now,
+        ),
+    )
 
 
 async def claim(

@@ -346,16 +346,16 @@ async def _returning_sender(
 _CONTACTS = table_of(Contact)
 _IDENTITIES_TABLE = table_of(Identity)
 # A nameless contact takes the sender's name; an empty sender name leaves any name as it is.
-_MARK_ACTIVE = (
+_MARKED_ACTIVE = {
+    "last_activity_at": bindparam("active_at"),
+    "name": case((_CONTACTS.c.name == "", bindparam("sender_name")), else_=_CONTACTS.c.name),
+}
+_LOCK_AND_MARK_ACTIVE = Prepared(
     update(_CONTACTS)
     .where(_CONTACTS.c.id == bindparam("contact_id"))
-    .values(
-        last_activity_at=bindparam("active_at"),
-        name=case((_CONTACTS.c.name == "", bindparam("sender_name")), else_=_CONTACTS.c.name),
-    )
+    .values(_MARKED_ACTIVE)
     .returning(_CONTACTS.c.name)
 )
-_LOCK_AND_MARK_ACTIVE = Prepared(_MARK_ACTIVE)
 _KNOWN = select(
     _IDENTITIES_TABLE.c.id,
     _IDENTITIES_TABLE.c.contact_id,
@@ -365,12 +365,11 @@ _KNOWN = select(
 ).where(_IDENTITIES_TABLE.c.account_id == bindparam("account_id"))
 # A message usually carries one claim: a plain statement, not an expanding IN, whose SQL
 # SQLAlchemy would render again on every execution.
-_IDENTITY = Prepared(
-    _KNOWN.where(
-        _IDENTITIES_TABLE.c.kind == bindparam("kind"),
-        _IDENTITIES_TABLE.c.value == bindparam("value"),
-    )
+_ONE_KNOWN = _KNOWN.where(
+    _IDENTITIES_TABLE.c.kind == bindparam("kind"),
+    _IDENTITIES_TABLE.c.value == bindparam("value"),
 )
+_IDENTITY = Prepared(_ONE_KNOWN)
 _IDENTITIES = _KNOWN.where(
     tuple_(_IDENTITIES_TABLE.c.kind, _IDENTITIES_TABLE.c.value).in_(
         bindparam("keys", expanding=True)
@@ -384,10 +383,7 @@ _IDENTITIES = _KNOWN.where(
 # locked before the identity, the order a merge takes. One row when the identity is known,
 # with the contact's name only if it was locked.
 _TEXTS = ARRAY(Text())
-_SENDER = _KNOWN.where(
-    _IDENTITIES_TABLE.c.kind == bindparam("kind"),
-    _IDENTITIES_TABLE.c.value == bindparam("value"),
-).cte("known")
+_SENDER = _ONE_KNOWN.cte("known")
 _JOINABLE = (
     select(_SENDER.c.id, _SENDER.c.contact_id)
     .where(
@@ -401,10 +397,7 @@ _JOINABLE = (
 _SENDER_LOCKED = (
     update(_CONTACTS)
     .where(_CONTACTS.c.id == select(_JOINABLE.c.contact_id).scalar_subquery())
-    .values(
-        last_activity_at=bindparam("active_at"),
-        name=case((_CONTACTS.c.name == "", bindparam("sender_name")), else_=_CONTACTS.c.name),
-    )
+    .values(_MARKED_ACTIVE)
     .returning(_CONTACTS.c.name)
     .cte("locked")
 )

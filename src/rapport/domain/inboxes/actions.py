@@ -161,6 +161,7 @@ async def store_inbound_calls(
             {
                 "account_id": inbox.account_id,
                 "inbox_id": inbox.id,
+                "job_account_id": inbox.account_id,
                 "keys": keys,
                 "content_types": [call.content_type[:255] for call in calls],
                 "bodies": [call.body for call in calls],
@@ -225,23 +226,9 @@ def _store_calls_statement() -> Any:
         .returning(_INBOUND.c.id, _INBOUND.c.dedupe_key)
         .cte("stored")
     )
-    jobs = (
-        postgresql.insert(outbox.JOBS)
-        .from_select(
-            ["account_id", "kind", "payload", "available_at", "attempts", "created_at"],
-            select(
-                bindparam("account_id", type_=_INBOUND.c.account_id.type),
-                literal(PROCESS_INBOUND_JOB),
-                func.jsonb_build_object("inbound_event_id", stored.c.id),
-                now,
-                literal(0),
-                now,
-            ),
-        )
-        .cte("jobs")
-    )
+    jobs = outbox.jobs_for(stored.c.id, kind=PROCESS_INBOUND_JOB, ref="inbound_event_id")
     stored_keys = func.array(select(stored.c.dedupe_key).scalar_subquery())
-    return select(stored_keys, _INBOX_UNCHANGED).add_cte(jobs)
+    return select(stored_keys, _INBOX_UNCHANGED).add_cte(jobs.cte("jobs"))
 
 
 # Built once, values bound: the worker runs them for every payload and SQLAlchemy reuses

@@ -39,12 +39,12 @@ async def inbox_for_hook(session: AsyncSession, *, inbox_id: int, channel: str) 
 
 # Provider calls name their inbox on every request. A process remembers the inboxes it has read
 # for them (one memory per database, as tests and tools open several in one process), and a
-# call verified against a remembered inbox is stored with `store_inbound(if_unchanged=True)`:
-# the insert itself requires the row to be still active with the same settings (a changed
-# secret is a new ciphertext: Fernet never repeats one), so a remembered copy is never trusted
-# past a change, with no message between processes. When a call was not stored, or was refused
-# against a remembered copy, `web/routes/hooks.py` asks whether the row is still as read
-# (`still_as_read`) and reads it again only when it is not.
+# call verified against a remembered inbox is stored with `actions.store_inbound_calls`: the
+# insert itself requires the row to be still active with the same settings (a changed secret
+# is a new ciphertext: Fernet never repeats one), so a remembered copy is never trusted past a
+# change, with no message between processes. The same statement says whether the row is still
+# as read, so a redelivery needs no other; a call refused against a remembered copy makes
+# `web/routes/hooks.py` ask (`still_as_read`), and the row is read again only when it changed.
 _MEMORY: weakref.WeakKeyDictionary[Any, dict[int, Inbox]] = weakref.WeakKeyDictionary()
 MEMORY_MAX_INBOXES = 10_000
 
